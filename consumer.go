@@ -1,0 +1,523 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mqkit/mq/internal/backoff"
+	"github.com/mqkit/mq/internal/offsets"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// KafkaConsumer consumes one topic as a member of a consumer group and passes
+// every message, decoded into T, to each registered [Handler].
+//
+// Partitions are processed concurrently, each strictly in offset order. An
+// offset is committed only after every handler succeeded for that message and
+// for every earlier message of its partition. Commits are batched (see
+// [WithCommitInterval]), always made when partitions are revoked and at
+// shutdown, only through the group generation that owns the partition, and
+// never move an offset backwards.
+//
+// A failing handler is retried with backoff ([WithRetryPolicy]) while its
+// partition waits; when attempts run out, or a value cannot be decoded, the
+// consumer stops and [KafkaConsumer.Run] returns a [*HandlerError] or
+// [*DecodeError] naming the message, with nothing past it committed.
+//
+// Delivery is at-least-once: messages processed but not committed when a
+// process crashes or loses its partitions are delivered again.
+//
+// It is built on kafka-go's ConsumerGroup and Generation API rather than the
+// group Reader, whose commits can go to the wrong generation or backwards
+// around rebalances.
+type KafkaConsumer[T any] struct {
+	cfg     consumerConfig
+	brokers []string
+	topic   string
+	group   string
+	codec   Codec[T]
+	log     *zap.Logger
+
+	mu       sync.Mutex
+	handlers []registeredHandler[T]
+	running  bool
+	closed   bool
+	stopCh   chan struct{}
+	stopOnce sync.Once
+	doneCh   chan struct{}
+}
+
+// NewKafkaConsumer returns a consumer of T values from topic in consumer group
+// group. It connects only when Run is called. It returns an error wrapping
+// [ErrInvalidOption] for bad input, and never panics.
+func NewKafkaConsumer[T any](brokers []string, topic, group string, opts ...ConsumerOption) (*KafkaConsumer[T], error) {
+	cfg := defaultConsumerConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.applyConsumer(&cfg)
+		}
+	}
+	if err := validateBrokers(brokers); err != nil {
+		return nil, err
+	}
+	if topic == "" {
+		return nil, invalid("topic must not be empty")
+	}
+	if group == "" {
+		return nil, invalid("consumer group must not be empty")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	codec, err := resolveCodec[T](cfg.codec)
+	if err != nil {
+		return nil, err
+	}
+	return &KafkaConsumer[T]{
+		cfg:     cfg,
+		brokers: append([]string(nil), brokers...),
+		topic:   topic,
+		group:   group,
+		codec:   codec,
+		log:     logger(cfg.logger).With(zap.String("topic", topic), zap.String("group", group)),
+		stopCh:  make(chan struct{}),
+		doneCh:  make(chan struct{}),
+	}, nil
+}
+
+// RegisterHandler adds a handler. Every message is passed to every handler,
+// in registration order. It returns [ErrNilHandler] for a nil handler and
+// [ErrRunning] once Run has started.
+func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) error {
+	if h == nil {
+		return ErrNilHandler
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		return ErrRunning
+	}
+	if c.closed {
+		return ErrClosed
+	}
+	rh, err := newRegisteredHandler(len(c.handlers), h, c.cfg.retry, opts)
+	if err != nil {
+		return err
+	}
+	c.handlers = append(c.handlers, rh)
+	return nil
+}
+
+// Run joins the group and consumes until ctx is cancelled, Close is called,
+// or a message fails for good. It blocks and can be called once.
+//
+// On cancellation or Close it stops fetching, lets in-flight handlers finish
+// (bounded by [WithShutdownTimeout]), commits what was processed, leaves the
+// group, and returns nil. When a handler exhausts its retries or a value
+// cannot be decoded, it does the same for the other partitions and returns a
+// [*HandlerError] or [*DecodeError].
+func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return ErrClosed
+	case c.running:
+		c.mu.Unlock()
+		return ErrRunning
+	case len(c.handlers) == 0:
+		c.mu.Unlock()
+		return ErrNoHandlers
+	}
+	c.running = true
+	handlers := append([]registeredHandler[T](nil), c.handlers...)
+	c.mu.Unlock()
+	defer close(c.doneCh)
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-c.stopCh:
+			stop()
+		case <-runCtx.Done():
+		}
+	}()
+
+	dialer := c.cfg.dialer
+	if dialer == nil {
+		dialer = &kafka.Dialer{ClientID: c.cfg.clientID, Timeout: c.cfg.dialTimeout, DualStack: true}
+	}
+	sugar := c.log.Sugar()
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                     c.group,
+		Brokers:                c.brokers,
+		Dialer:                 dialer,
+		Topics:                 []string{c.topic},
+		GroupBalancers:         c.cfg.groupBalancers,
+		HeartbeatInterval:      c.cfg.heartbeatInterval,
+		SessionTimeout:         c.cfg.sessionTimeout,
+		RebalanceTimeout:       c.cfg.rebalanceTimeout,
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 5 * time.Second,
+		JoinGroupBackoff:       time.Second,
+		StartOffset:            int64(c.cfg.startOffset),
+		Timeout:                c.cfg.commitTimeout,
+		Logger:                 kafka.LoggerFunc(func(f string, a ...any) { sugar.Debugf(f, a...) }),
+		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { sugar.Warnf(f, a...) }),
+	})
+	if err != nil {
+		return fmt.Errorf("mq: consumer group %q: %w", c.group, err)
+	}
+
+	s := &session[T]{c: c, handlers: handlers, runCtx: runCtx, stop: stop, userCtx: ctx, dialer: dialer}
+	for runCtx.Err() == nil {
+		gen, err := cg.Next(runCtx)
+		if err != nil {
+			if runCtx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				break
+			}
+			c.log.Warn("joining group failed, retrying", zap.Error(err))
+			continue
+		}
+		s.runGeneration(gen)
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = cg.Close() // ends the generation and leaves the group
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(c.cfg.shutdownTimeout + c.cfg.commitTimeout):
+		c.log.Error("leaving the group timed out")
+	}
+	c.log.Info("consumer stopped")
+	return s.fatalErr()
+}
+
+// Close stops a running consumer as cancelling Run's context does, and waits
+// for Run to return. It is idempotent; Run after Close returns [ErrClosed].
+func (c *KafkaConsumer[T]) Close() error {
+	c.stopOnce.Do(func() { close(c.stopCh) })
+	c.mu.Lock()
+	c.closed = true
+	running := c.running
+	c.mu.Unlock()
+	if running {
+		<-c.doneCh
+	}
+	return nil
+}
+
+// session holds the state of one Run call.
+type session[T any] struct {
+	c        *KafkaConsumer[T]
+	handlers []registeredHandler[T]
+	runCtx   context.Context
+	stop     context.CancelFunc
+	userCtx  context.Context
+	dialer   *kafka.Dialer
+
+	mu    sync.Mutex
+	fatal error
+}
+
+func (s *session[T]) fail(err error) {
+	s.mu.Lock()
+	if s.fatal == nil {
+		s.fatal = err
+	}
+	s.mu.Unlock()
+	s.stop()
+}
+
+func (s *session[T]) fatalErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fatal
+}
+
+// partitionState is one assigned partition within a generation.
+type partitionState struct {
+	id        int
+	tracker   *offsets.Tracker
+	committed int64 // last committed offset, -1 if none
+	done      chan struct{}
+}
+
+// runGeneration consumes the partitions a generation assigned and returns
+// once their processed offsets were committed for the last time: when the
+// generation ends (rebalance) or the run stops.
+func (s *session[T]) runGeneration(gen *kafka.Generation) {
+	c := s.c
+	assigned := gen.Assignments[c.topic]
+	ids := make([]int, len(assigned))
+	parts := make([]*partitionState, len(assigned))
+	for i, a := range assigned {
+		ids[i] = a.ID
+		start := a.Offset
+		if start < 0 {
+			start = -1 // no commit yet: -1/-2 are sentinels, never offsets
+		}
+		parts[i] = &partitionState{id: a.ID, tracker: offsets.New(start), committed: start, done: make(chan struct{})}
+	}
+	c.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Ints("partitions", ids))
+	if c.cfg.onAssigned != nil {
+		c.cfg.onAssigned(map[string][]int{c.topic: ids})
+	}
+
+	for i, a := range assigned {
+		ps, a := parts[i], a
+		gen.Start(func(genCtx context.Context) {
+			s.consumePartition(genCtx, ps, a.Offset)
+			<-genCtx.Done() // returning early would end the generation
+		})
+	}
+
+	final := make(chan struct{})
+	gen.Start(func(genCtx context.Context) {
+		s.commitLoop(gen, genCtx, parts)
+		if c.cfg.onRevoked != nil {
+			c.cfg.onRevoked(map[string][]int{c.topic: ids})
+		}
+		close(final)
+		<-genCtx.Done()
+	})
+	<-final
+}
+
+// commitLoop commits on every tick until all partition workers are done, then
+// commits one last time.
+func (s *session[T]) commitLoop(gen *kafka.Generation, genCtx context.Context, parts []*partitionState) {
+	c := s.c
+	allDone := make(chan struct{})
+	go func() {
+		for _, ps := range parts {
+			<-ps.done
+		}
+		close(allDone)
+	}()
+	ticker := time.NewTicker(c.cfg.commitInterval)
+	defer ticker.Stop()
+	stopping := make(chan struct{})
+	stopWatch := context.AfterFunc(s.runCtx, func() { close(stopping) })
+	defer stopWatch()
+	genDone := genCtx.Done()
+	var deadline <-chan time.Time
+loop:
+	for {
+		select {
+		case <-ticker.C:
+			s.commit(gen, parts, false)
+		case <-allDone:
+			break loop
+		case <-stopping:
+			stopping = nil
+			genDone = nil
+			deadline = time.After(c.cfg.shutdownTimeout + time.Second)
+		case <-genDone:
+			stopping = nil
+			genDone = nil
+			deadline = time.After(c.cfg.shutdownTimeout + time.Second)
+		case <-deadline:
+			c.log.Warn("handlers did not finish within the shutdown timeout; their messages stay uncommitted",
+				zap.Duration("timeout", c.cfg.shutdownTimeout))
+			break loop
+		}
+	}
+	s.commit(gen, parts, true)
+	c.log.Info("partitions released", zap.Int32("generation", gen.ID))
+}
+
+func (s *session[T]) commit(gen *kafka.Generation, parts []*partitionState, final bool) {
+	c := s.c
+	var offs map[int]int64
+	for _, ps := range parts {
+		if p := ps.tracker.CommitPoint(); p >= 0 && p > ps.committed {
+			if offs == nil {
+				offs = make(map[int]int64)
+			}
+			offs[ps.id] = p
+		}
+	}
+	if offs == nil {
+		return
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- gen.CommitOffsets(map[string]map[int]int64{c.topic: offs}) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(c.cfg.commitTimeout + time.Second):
+		err = errors.New("commit timed out")
+	}
+	if err != nil {
+		lvl := zap.WarnLevel
+		if final {
+			lvl = zap.ErrorLevel
+		}
+		c.log.Log(lvl, "commit failed; offsets will be committed later or the messages redelivered",
+			zap.Int32("generation", gen.ID), zap.Bool("final", final), zap.Error(err))
+		return
+	}
+	for _, ps := range parts {
+		if o, ok := offs[ps.id]; ok {
+			ps.committed = o
+		}
+	}
+	c.log.Debug("committed", zap.Int32("generation", gen.ID), zap.Any("offsets", offs))
+}
+
+// consumePartition fetches one partition and processes it in order until the
+// generation ends, the run stops, or a message fails for good.
+func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState, startOffset int64) {
+	c := s.c
+	defer close(ps.done)
+	log := c.log.With(zap.Int("partition", ps.id))
+
+	// soft: stop fetching and retrying. hard: handlers' context, cancelled a
+	// shutdown timeout after soft.
+	soft, softCancel := context.WithCancel(s.runCtx)
+	defer softCancel()
+	stopGen := context.AfterFunc(genCtx, softCancel)
+	defer stopGen()
+	hard, hardCancel := context.WithCancel(context.WithoutCancel(s.userCtx))
+	defer hardCancel()
+	var hardTimer *time.Timer
+	var timerMu sync.Mutex
+	stopHard := context.AfterFunc(soft, func() {
+		timerMu.Lock()
+		hardTimer = time.AfterFunc(c.cfg.shutdownTimeout, hardCancel)
+		timerMu.Unlock()
+	})
+	defer func() {
+		stopHard()
+		timerMu.Lock()
+		if hardTimer != nil {
+			hardTimer.Stop()
+		}
+		timerMu.Unlock()
+	}()
+
+	rcfg := kafka.ReaderConfig{
+		Brokers:         c.brokers,
+		Topic:           c.topic,
+		Partition:       ps.id,
+		Dialer:          s.dialer,
+		MinBytes:        c.cfg.minBytes,
+		MaxBytes:        c.cfg.maxBytes,
+		MaxWait:         c.cfg.maxWait,
+		QueueCapacity:   c.cfg.queueCapacity,
+		ReadLagInterval: -1,
+		Logger:          kafka.LoggerFunc(func(string, ...any) {}),
+		ErrorLogger:     kafka.LoggerFunc(func(f string, a ...any) { log.Sugar().Warnf(f, a...) }),
+	}
+	if err := rcfg.Validate(); err != nil {
+		s.fail(fmt.Errorf("mq: reader for %s[%d]: %w", c.topic, ps.id, err))
+		return
+	}
+	r := kafka.NewReader(rcfg)
+	defer func() { _ = r.Close() }()
+	if err := r.SetOffset(startOffset); err != nil {
+		s.fail(fmt.Errorf("mq: reader for %s[%d]: %w", c.topic, ps.id, err))
+		return
+	}
+
+	proc := &processor[T]{s: s, soft: soft, hard: hard, log: log}
+	fetchBackoff := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
+	fetchFailures := 0
+	for {
+		m, err := r.FetchMessage(soft)
+		if soft.Err() != nil {
+			return // a cancelled context can still yield a message: drop it
+		}
+		if err != nil {
+			fetchFailures++
+			log.Warn("fetch failed, retrying", zap.Error(err))
+			if !sleepCtx(soft, fetchBackoff.Delay(fetchFailures)) {
+				return
+			}
+			continue
+		}
+		fetchFailures = 0
+		if !ps.tracker.Begin(m.Offset) {
+			continue // already seen (never re-process below the commit point)
+		}
+		if !proc.process(&m) {
+			return // failed for good or stopping: leave it uncommitted
+		}
+		ps.tracker.Done(m.Offset)
+	}
+}
+
+type processor[T any] struct {
+	s    *session[T]
+	soft context.Context
+	hard context.Context
+	log  *zap.Logger
+}
+
+// process runs every handler on one message, retrying failed ones. It reports
+// false when the message did not complete (stop requested or failed for good).
+func (p *processor[T]) process(m *kafka.Message) bool {
+	c := p.s.c
+	v, err := c.codec.Decode(m.Value)
+	if err != nil {
+		derr := &DecodeError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: err}
+		p.log.Error("poison message: stopping the consumer", zap.Int64("offset", m.Offset), zap.Error(err))
+		p.s.fail(derr)
+		return false
+	}
+	msg := Message[T]{
+		Topic:         m.Topic,
+		Partition:     m.Partition,
+		Offset:        m.Offset,
+		Key:           m.Key,
+		Value:         v,
+		Headers:       m.Headers,
+		Time:          m.Time,
+		HighWaterMark: m.HighWaterMark,
+		Raw:           m.Value,
+	}
+	for i := range p.s.handlers {
+		h := &p.s.handlers[i]
+		bo := backoff.Policy{Initial: h.retry.InitialBackoff, Max: h.retry.MaxBackoff, Multiplier: h.retry.Multiplier, Jitter: h.retry.Jitter}
+		for attempt := 1; ; attempt++ {
+			err := h.h.Handle(p.hard, msg)
+			if err == nil {
+				break
+			}
+			fields := []zap.Field{zap.String("handler", h.name), zap.Int64("offset", m.Offset), zap.Int("attempt", attempt), zap.Error(err)}
+			var perr *PanicError
+			if errors.As(err, &perr) {
+				fields = append(fields, zap.ByteString("stack", perr.Stack))
+			}
+			if attempt >= h.retry.MaxAttempts {
+				p.log.Error("handler failed for good: stopping the consumer", fields...)
+				p.s.fail(&HandlerError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Handler: h.name, Attempts: attempt, Err: err})
+				return false
+			}
+			p.log.Warn("handler failed, retrying", fields...)
+			if !sleepCtx(p.soft, bo.Delay(attempt)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,72 @@
+// Package mq provides typed Kafka producers and consumers built on
+// github.com/segmentio/kafka-go.
+//
+// A [Producer] sends values of one Go type to a topic; a [KafkaConsumer]
+// reads a topic as a member of a consumer group, decodes each message into the
+// same type and passes it to every registered [Handler]. A [Codec] turns
+// values into bytes and back; [JSONCodec] is the default, and [BytesCodec],
+// [StringCodec] and the protobuf codec in package mqproto are provided.
+//
+// # Producing
+//
+//	p, err := mq.NewProducer[ChatMessage](brokers, "chat-messages",
+//		mq.WithCompression(mq.CompressionSnappy))
+//	if err != nil { ... }
+//	defer p.Close()
+//	res, err := p.Send(ctx, []byte(msg.ConversationID), msg)
+//
+// A synchronous send returns after the broker acknowledged the message (all
+// in-sync replicas by default) and takes one round trip: batches leave as soon
+// as their partition is idle, so there is no batch timer to wait for, while
+// concurrent senders still share requests. [Producer.SendAsync] and
+// [WithAsync] report every outcome exactly once through a callback; the buffer
+// is bounded ([WithMaxBufferedRecords]) and blocks senders when full.
+// [Producer.Flush] waits for buffered messages and [Producer.Close] flushes,
+// then reports what could not be delivered.
+//
+// Keys are hashed like the Java client's default partitioner, so a key lands
+// on the same partition whichever client wrote it.
+//
+// # Consuming
+//
+//	c, err := mq.NewKafkaConsumer[ChatMessage](brokers, "chat-messages", "chat-persister")
+//	if err != nil { ... }
+//	c.RegisterHandler(mq.HandlerFunc[ChatMessage](persist), mq.WithHandlerName("persist"))
+//	c.RegisterHandler(mq.HandlerFunc[ChatMessage](backup), mq.WithHandlerName("backup"))
+//	err = c.Run(ctx) // blocks until ctx is cancelled or a message fails for good
+//
+// Each assigned partition is processed by its own goroutine, in offset order.
+// An offset is committed only when every handler succeeded on that message and
+// on every earlier one of its partition. Commits are batched and also made
+// when partitions are revoked and at shutdown, through the generation that
+// owns the partition, and never move backwards.
+//
+// # Errors
+//
+// A handler error is retried with exponential backoff and jitter
+// ([RetryPolicy]); only the handlers that failed are called again. A panic
+// counts as a failure. When attempts run out, Run stops the consumer and
+// returns a [*HandlerError]; a value the codec cannot decode (a poison
+// message) makes it return a [*DecodeError]. In both cases nothing past the
+// message is committed, so a restart delivers it again.
+//
+// # Shutdown
+//
+// Cancelling Run's context, or calling [KafkaConsumer.Close], stops fetching,
+// lets in-flight handlers finish within [WithShutdownTimeout], commits what was
+// processed, leaves the group and makes Run return nil.
+//
+// # Delivery semantics
+//
+// Delivery is at-least-once. Messages that were processed but not yet
+// committed (at most one commit interval's worth per partition) are delivered
+// again after a crash or when a partition moves to another member; a graceful
+// shutdown commits everything processed, so it causes no redelivery. Producer
+// retries after a lost response can write a message twice. Make handlers
+// idempotent.
+//
+// # Testing
+//
+// The mqtest module hands out a broker for tests and examples: an in-process
+// one by default, or the cluster named by KAFKA_BROKERS.
+package mq

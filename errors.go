@@ -1,0 +1,146 @@
+package mq
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+var (
+	// ErrClosed is returned by calls made after Close.
+	ErrClosed = errors.New("mq: closed")
+
+	// ErrInvalidOption wraps every configuration error returned by
+	// [NewProducer] and [NewKafkaConsumer].
+	ErrInvalidOption = errors.New("mq: invalid option")
+
+	// ErrNilHandler is returned by [KafkaConsumer.RegisterHandler] for a nil handler.
+	ErrNilHandler = errors.New("mq: nil handler")
+
+	// ErrNoHandlers is returned by [KafkaConsumer.Run] when no handler was registered.
+	ErrNoHandlers = errors.New("mq: no handler registered")
+
+	// ErrRunning is returned when Run is called on a consumer that is already
+	// running, or RegisterHandler is called while it runs.
+	ErrRunning = errors.New("mq: consumer already running")
+
+	// ErrUndelivered reports messages a producer could not deliver. It is
+	// wrapped by [*UndeliveredError].
+	ErrUndelivered = errors.New("mq: messages not delivered")
+
+	// ErrShutdownTimeout reports that in-flight work did not finish within the
+	// shutdown timeout; its offsets were not committed and the messages will
+	// be delivered again.
+	ErrShutdownTimeout = errors.New("mq: shutdown timeout")
+)
+
+// DecodeError reports a message whose value could not be decoded: a poison
+// message. The consumer stops on it and commits nothing past it.
+type DecodeError struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Err       error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("mq: decode %s[%d]@%d: %v", e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// Unwrap returns the codec's error.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// HandlerError reports a message that a handler kept failing on after every
+// retry. The consumer stops on it and commits nothing past it.
+type HandlerError struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	// Handler is the name of the failing handler.
+	Handler string
+	// Attempts is how many times the handler was called for the message.
+	Attempts int
+	Err      error
+}
+
+func (e *HandlerError) Error() string {
+	return fmt.Sprintf("mq: handler %q failed on %s[%d]@%d after %d attempt(s): %v",
+		e.Handler, e.Topic, e.Partition, e.Offset, e.Attempts, e.Err)
+}
+
+// Unwrap returns the handler's last error.
+func (e *HandlerError) Unwrap() error { return e.Err }
+
+// PanicError is the error a panicking handler is turned into. It is treated as
+// any other handler failure: retried, and never a lost message.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("mq: handler panicked: %v", e.Value) }
+
+// BatchError reports which messages of a multi-message send failed. Errors
+// has one entry per message, nil for those that were delivered.
+type BatchError struct {
+	Errors []error
+}
+
+func (e *BatchError) Error() string {
+	failed := 0
+	var first error
+	for _, err := range e.Errors {
+		if err != nil {
+			failed++
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return fmt.Sprintf("mq: %d of %d message(s) not delivered: %v", failed, len(e.Errors), first)
+}
+
+// Unwrap returns the distinct underlying errors.
+func (e *BatchError) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errors {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+// UndeliveredError is returned by [Producer.Close] and [Producer.Flush] when
+// messages could not be delivered. Every such message was also reported to its
+// callback.
+type UndeliveredError struct {
+	// Count is the number of messages that failed.
+	Count int
+	// Last is the last delivery error seen.
+	Last error
+}
+
+func (e *UndeliveredError) Error() string {
+	return fmt.Sprintf("mq: %d message(s) not delivered: %v", e.Count, e.Last)
+}
+
+// Is reports whether target is [ErrUndelivered].
+func (e *UndeliveredError) Is(target error) bool { return target == ErrUndelivered }
+
+// Unwrap returns the last delivery error.
+func (e *UndeliveredError) Unwrap() error { return e.Last }
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidOption, fmt.Sprintf(format, args...))
+}
+
+func joinNonNil(errs []error) string {
+	var parts []string
+	for _, err := range errs {
+		if err != nil {
+			parts = append(parts, err.Error())
+		}
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,111 @@
+package mq
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+)
+
+// Handler processes consumed messages. A [KafkaConsumer] calls every
+// registered handler for every message, in registration order, one message at
+// a time per partition.
+//
+// The commit contract: returning nil means the handler is done with the
+// message. The message's offset is committed only once every handler returned
+// nil for it and for every earlier message of its partition. Returning an
+// error makes the consumer retry that handler (see [RetryPolicy]); handlers
+// that already succeeded on the message are not called again for it. Delivery
+// is at-least-once: after a crash or a rebalance, messages processed but not
+// yet committed are delivered again, so handlers should be idempotent (upsert
+// by a message ID, or remember processed offsets).
+//
+// The context is cancelled when the consumer gives up waiting for the handler
+// (shutdown timeout), never merely because a stop was requested.
+type Handler[T any] interface {
+	Handle(ctx context.Context, msg Message[T]) error
+}
+
+// HandlerFunc adapts a function to a [Handler].
+type HandlerFunc[T any] func(ctx context.Context, msg Message[T]) error
+
+// Handle calls f(ctx, msg).
+func (f HandlerFunc[T]) Handle(ctx context.Context, msg Message[T]) error { return f(ctx, msg) }
+
+// Middleware wraps a handler with extra behaviour, like net/http middleware.
+type Middleware[T any] func(Handler[T]) Handler[T]
+
+// Chain wraps h with the middleware so that the first one listed is the
+// outermost: Chain(h, a, b) handles a message as a(b(h)).
+func Chain[T any](h Handler[T], mw ...Middleware[T]) Handler[T] {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// Recover is middleware that turns a panic in the wrapped handler into a
+// [*PanicError] carrying the stack. Consumers apply it to every handler, so a
+// panic is a failed attempt, never a crash or a lost message.
+func Recover[T any]() Middleware[T] {
+	return func(next Handler[T]) Handler[T] {
+		return HandlerFunc[T](func(ctx context.Context, msg Message[T]) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = &PanicError{Value: r, Stack: debug.Stack()}
+				}
+			}()
+			return next.Handle(ctx, msg)
+		})
+	}
+}
+
+// HandlerOption configures one registered handler.
+type HandlerOption interface {
+	applyHandler(*handlerConfig)
+}
+
+type handlerOptionFunc func(*handlerConfig)
+
+func (f handlerOptionFunc) applyHandler(c *handlerConfig) { f(c) }
+
+type handlerConfig struct {
+	name  string
+	retry *RetryPolicy
+}
+
+// WithHandlerName names the handler in logs and errors. The default is
+// "handler-N", N being its registration index.
+func WithHandlerName(name string) HandlerOption {
+	return handlerOptionFunc(func(c *handlerConfig) { c.name = name })
+}
+
+// WithHandlerRetryPolicy overrides the consumer's retry policy for this handler.
+func WithHandlerRetryPolicy(p RetryPolicy) HandlerOption {
+	return handlerOptionFunc(func(c *handlerConfig) { c.retry = &p })
+}
+
+type registeredHandler[T any] struct {
+	name  string
+	h     Handler[T]
+	retry RetryPolicy
+}
+
+func newRegisteredHandler[T any](index int, h Handler[T], defaultRetry RetryPolicy, opts []HandlerOption) (registeredHandler[T], error) {
+	var cfg handlerConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyHandler(&cfg)
+		}
+	}
+	if cfg.name == "" {
+		cfg.name = fmt.Sprintf("handler-%d", index)
+	}
+	retry := defaultRetry
+	if cfg.retry != nil {
+		if err := cfg.retry.validate(); err != nil {
+			return registeredHandler[T]{}, fmt.Errorf("handler %q: %w", cfg.name, err)
+		}
+		retry = *cfg.retry
+	}
+	return registeredHandler[T]{name: cfg.name, h: Recover[T]()(h), retry: retry}, nil
+}

@@ -1,0 +1,61 @@
+package mq
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Header is a Kafka record header. It is kafka-go's type, so headers pass
+// through without copying.
+type Header = kafka.Header
+
+// Message is one Kafka record carrying a value of type T.
+//
+// When consuming, every field is filled from the fetched record. When
+// producing, Key, Value, Headers and Time are sent (a zero Time lets the broker
+// or client stamp it), Topic may name another topic than the producer's
+// default, and Partition, Offset and HighWaterMark are ignored; a delivered
+// message reports its Topic, Partition and Offset back (see [Result]).
+type Message[T any] struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     T
+	Headers   []Header
+	Time      time.Time
+
+	// HighWaterMark is the partition's end offset when the record was
+	// fetched (consumer side only); HighWaterMark-Offset-1 is the lag.
+	HighWaterMark int64
+
+	// Raw holds the undecoded value bytes (consumer side only). Do not
+	// modify it.
+	Raw []byte
+}
+
+// Header returns the value of the last header named key, and whether it exists.
+func (m *Message[T]) Header(key string) ([]byte, bool) {
+	for i := len(m.Headers) - 1; i >= 0; i-- {
+		if m.Headers[i].Key == key {
+			return m.Headers[i].Value, true
+		}
+	}
+	return nil, false
+}
+
+// Result reports where a produced message was written.
+type Result struct {
+	Topic     string
+	Partition int
+	// Offset is the record's offset, or -1 when it is unknown
+	// (RequiredAcks none).
+	Offset int64
+	// Time is the broker's log append time when the topic uses it,
+	// otherwise the record's timestamp.
+	Time time.Time
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

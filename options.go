@@ -1,0 +1,540 @@
+package mq
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// ProducerOption configures a [Producer]. Options are applied in order; for
+// options that set a value, the last one wins.
+type ProducerOption interface {
+	applyProducer(*producerConfig)
+}
+
+// ConsumerOption configures a [KafkaConsumer]. Options are applied in order;
+// for options that set a value, the last one wins.
+type ConsumerOption interface {
+	applyConsumer(*consumerConfig)
+}
+
+// Option configures both producers and consumers.
+type Option interface {
+	ProducerOption
+	ConsumerOption
+}
+
+type producerOptionFunc func(*producerConfig)
+
+func (f producerOptionFunc) applyProducer(c *producerConfig) { f(c) }
+
+type consumerOptionFunc func(*consumerConfig)
+
+func (f consumerOptionFunc) applyConsumer(c *consumerConfig) { f(c) }
+
+type commonOption func(*commonConfig)
+
+func (f commonOption) applyProducer(c *producerConfig) { f(&c.commonConfig) }
+func (f commonOption) applyConsumer(c *consumerConfig) { f(&c.commonConfig) }
+
+// commonConfig holds settings shared by producers and consumers.
+type commonConfig struct {
+	logger      *zap.Logger
+	clientID    string
+	codec       any // Codec[T], checked against T by the constructor
+	dialTimeout time.Duration
+}
+
+// WithLogger sets the zap logger. A nil logger, like the default, logs nothing.
+func WithLogger(l *zap.Logger) Option {
+	return commonOption(func(c *commonConfig) { c.logger = l })
+}
+
+// WithClientID sets the client ID sent to the brokers. This overrides the
+// default of "mq".
+func WithClientID(id string) Option {
+	return commonOption(func(c *commonConfig) { c.clientID = id })
+}
+
+// WithCodec sets the codec used to encode (producer) or decode (consumer)
+// values. Its type parameter must match the producer's or consumer's. This
+// overrides the default [JSONCodec].
+func WithCodec[T any](codec Codec[T]) Option {
+	return commonOption(func(c *commonConfig) { c.codec = codec })
+}
+
+// WithDialTimeout bounds how long opening a connection to a broker may take.
+// This overrides the default of 10s.
+func WithDialTimeout(d time.Duration) Option {
+	return commonOption(func(c *commonConfig) { c.dialTimeout = d })
+}
+
+func (c *commonConfig) validate() error {
+	if c.dialTimeout <= 0 {
+		return invalid("dial timeout %v must be > 0", c.dialTimeout)
+	}
+	if c.clientID == "" {
+		return invalid("client ID must not be empty")
+	}
+	return nil
+}
+
+func resolveCodec[T any](c any) (Codec[T], error) {
+	if c == nil {
+		return JSONCodec[T]{}, nil
+	}
+	codec, ok := c.(Codec[T])
+	if !ok {
+		var zero T
+		return nil, invalid("codec %T does not encode values of type %T", c, zero)
+	}
+	return codec, nil
+}
+
+func logger(l *zap.Logger) *zap.Logger {
+	if l == nil {
+		return zap.NewNop()
+	}
+	return l.Named("mq")
+}
+
+// ----- producer options -----
+
+// Compression selects the codec used to compress record batches.
+type Compression int
+
+// Compression codecs. The numeric values are Kafka's attribute codes.
+const (
+	CompressionNone   Compression = 0
+	CompressionGzip   Compression = 1
+	CompressionSnappy Compression = 2
+	CompressionLz4    Compression = 3
+	CompressionZstd   Compression = 4
+)
+
+// String returns the codec's name as Kafka spells it.
+func (c Compression) String() string {
+	switch c {
+	case CompressionNone:
+		return "none"
+	case CompressionGzip:
+		return "gzip"
+	case CompressionSnappy:
+		return "snappy"
+	case CompressionLz4:
+		return "lz4"
+	case CompressionZstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("compression(%d)", int(c))
+}
+
+func (c Compression) kafka() kafka.Compression { return kafka.Compression(c) }
+
+// Acks is the number of acknowledgements the partition leader must gather
+// before a produce request succeeds.
+type Acks int
+
+// Acknowledgement levels.
+const (
+	// AcksNone does not wait for the broker: messages may be lost silently
+	// and offsets are unknown (-1). Use only where loss is acceptable.
+	AcksNone Acks = 0
+	// AcksLeader waits for the leader's local write.
+	AcksLeader Acks = 1
+	// AcksAll waits for every in-sync replica. It is the default.
+	AcksAll Acks = -1
+)
+
+type producerConfig struct {
+	commonConfig
+	batchSize       int
+	batchBytes      int
+	batchTimeout    time.Duration
+	compression     Compression
+	async           bool
+	acks            Acks
+	balancer        kafka.Balancer
+	maxBuffered     int
+	deliveryTimeout time.Duration
+	writeTimeout    time.Duration
+	retryBackoff    time.Duration
+	closeTimeout    time.Duration
+	onDelivery      any // func(Message[T], Result, error)
+	transport       *kafka.Transport
+}
+
+func defaultProducerConfig() producerConfig {
+	return producerConfig{
+		commonConfig: commonConfig{
+			clientID:    "mq",
+			dialTimeout: 10 * time.Second,
+		},
+		batchSize:       1000,
+		batchBytes:      1 << 20,
+		batchTimeout:    0,
+		compression:     CompressionNone,
+		acks:            AcksAll,
+		maxBuffered:     10000,
+		deliveryTimeout: 30 * time.Second,
+		writeTimeout:    10 * time.Second,
+		retryBackoff:    100 * time.Millisecond,
+		closeTimeout:    30 * time.Second,
+	}
+}
+
+func (c *producerConfig) validate() error {
+	if err := c.commonConfig.validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.batchSize < 1:
+		return invalid("batch size %d must be >= 1", c.batchSize)
+	case c.batchBytes < 1:
+		return invalid("batch bytes %d must be >= 1", c.batchBytes)
+	case c.batchTimeout < 0:
+		return invalid("batch timeout %v must be >= 0", c.batchTimeout)
+	case c.compression < CompressionNone || c.compression > CompressionZstd:
+		return invalid("unknown compression %d", int(c.compression))
+	case c.acks != AcksNone && c.acks != AcksLeader && c.acks != AcksAll:
+		return invalid("required acks %d must be AcksNone, AcksLeader or AcksAll", int(c.acks))
+	case c.maxBuffered < 1:
+		return invalid("max buffered records %d must be >= 1", c.maxBuffered)
+	case c.deliveryTimeout <= 0:
+		return invalid("delivery timeout %v must be > 0", c.deliveryTimeout)
+	case c.writeTimeout <= 0:
+		return invalid("write timeout %v must be > 0", c.writeTimeout)
+	case c.retryBackoff < 0:
+		return invalid("retry backoff %v must be >= 0", c.retryBackoff)
+	case c.closeTimeout <= 0:
+		return invalid("close timeout %v must be > 0", c.closeTimeout)
+	}
+	return nil
+}
+
+// WithBatchSize caps how many records go into one produce request per
+// partition. This overrides the default of 1000.
+func WithBatchSize(n int) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.batchSize = n })
+}
+
+// WithBatchBytes caps the uncompressed size of one produce request per
+// partition; a single message larger than this is rejected at once. This
+// overrides the default of 1 MiB.
+func WithBatchBytes(n int) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.batchBytes = n })
+}
+
+// WithBatchTimeout sets how long asynchronous messages may wait for their
+// batch to fill before it is sent (a linger). Synchronous sends never wait for
+// it: their batch leaves as soon as the partition has no request in flight,
+// and messages sent meanwhile are batched together. The default of 0 sends
+// whenever the partition is idle.
+func WithBatchTimeout(d time.Duration) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.batchTimeout = d })
+}
+
+// WithCompression sets the batch compression codec. This overrides the
+// default of [CompressionNone].
+func WithCompression(codec Compression) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.compression = codec })
+}
+
+// WithAsync makes [Producer.Send] and [Producer.SendMessages] return as soon
+// as the messages are buffered. Each outcome is then reported exactly once to
+// the handler set with [WithDeliveryHandler]; without one, failures are logged
+// at error level and counted in the error returned by [Producer.Flush] and
+// [Producer.Close]. The default is synchronous.
+func WithAsync(enabled bool) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.async = enabled })
+}
+
+// WithDeliveryHandler sets the function told about the outcome of every
+// message sent in asynchronous mode ([WithAsync]). It receives the message
+// (with Topic, Partition and Offset filled in on success) and a nil error, or
+// the error that made delivery fail. It runs on the partition's sender
+// goroutine: keep it fast, and never call a blocking send from it.
+func WithDeliveryHandler[T any](fn func(msg Message[T], err error)) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.onDelivery = fn })
+}
+
+// WithRequiredAcks sets the acknowledgements a produce request waits for.
+// This overrides the default of [AcksAll].
+func WithRequiredAcks(acks Acks) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.acks = acks })
+}
+
+// WithBalancer sets how messages are assigned to partitions. The default
+// hashes keys with murmur2 exactly like the Java client's default
+// partitioner (so a key lands on the same partition whichever client wrote
+// it) and spreads nil keys round-robin. kafka-go's balancers
+// (kafka.CRC32Balancer for librdkafka compatibility, &kafka.Hash{} for
+// Sarama's) can be passed here. A nil balancer restores the default.
+func WithBalancer(b kafka.Balancer) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.balancer = b })
+}
+
+// WithMaxBufferedRecords caps the number of messages buffered or in flight.
+// When the buffer is full, sends block until space frees up or their context
+// ends: backpressure instead of unbounded memory. This overrides the default
+// of 10000.
+func WithMaxBufferedRecords(n int) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.maxBuffered = n })
+}
+
+// WithDeliveryTimeout bounds the time from a message being buffered to its
+// final outcome, retries included. This overrides the default of 30s.
+func WithDeliveryTimeout(d time.Duration) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.deliveryTimeout = d })
+}
+
+// WithWriteTimeout bounds one produce request. This overrides the default of 10s.
+func WithWriteTimeout(d time.Duration) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.writeTimeout = d })
+}
+
+// WithRetryBackoff sets the first wait before a retriable produce error is
+// retried; later waits double up to 1s. This overrides the default of 100ms.
+func WithRetryBackoff(d time.Duration) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.retryBackoff = d })
+}
+
+// WithCloseTimeout bounds how long [Producer.Close] waits for buffered
+// messages to be delivered. This overrides the default of 30s.
+func WithCloseTimeout(d time.Duration) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.closeTimeout = d })
+}
+
+// WithTransport makes the producer use a caller-owned kafka-go transport (for
+// TLS, SASL or a custom dialer). The producer does not close it.
+func WithTransport(t *kafka.Transport) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.transport = t })
+}
+
+// ----- consumer options -----
+
+// StartOffset says where a consumer group starts reading a partition that has
+// no committed offset.
+type StartOffset int64
+
+// Start offsets.
+const (
+	// StartEarliest reads from the oldest retained record. It is the default.
+	StartEarliest StartOffset = StartOffset(kafka.FirstOffset)
+	// StartLatest reads only records written after the group joined.
+	StartLatest StartOffset = StartOffset(kafka.LastOffset)
+)
+
+// RetryPolicy says how a failing handler is retried: it is called at most
+// MaxAttempts times for one message, waiting an exponentially growing,
+// jittered delay between attempts. The partition is blocked meanwhile; other
+// partitions keep flowing.
+type RetryPolicy struct {
+	// MaxAttempts is the total number of calls, the first included (>= 1).
+	MaxAttempts int
+	// InitialBackoff is the wait before the second attempt.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the wait.
+	MaxBackoff time.Duration
+	// Multiplier grows the wait after each attempt (>= 1).
+	Multiplier float64
+	// Jitter randomises each wait by ±Jitter of its value (0 to 1).
+	Jitter float64
+}
+
+// DefaultRetryPolicy is the policy consumers use unless told otherwise: 5
+// attempts, waits from 100ms doubling up to 5s, ±20% jitter.
+var DefaultRetryPolicy = RetryPolicy{
+	MaxAttempts:    5,
+	InitialBackoff: 100 * time.Millisecond,
+	MaxBackoff:     5 * time.Second,
+	Multiplier:     2,
+	Jitter:         0.2,
+}
+
+func (p RetryPolicy) validate() error {
+	switch {
+	case p.MaxAttempts < 1:
+		return invalid("retry policy: max attempts %d must be >= 1", p.MaxAttempts)
+	case p.InitialBackoff < 0 || p.MaxBackoff < 0:
+		return invalid("retry policy: backoffs must be >= 0")
+	case p.MaxBackoff < p.InitialBackoff:
+		return invalid("retry policy: max backoff %v is below initial backoff %v", p.MaxBackoff, p.InitialBackoff)
+	case p.Multiplier < 1:
+		return invalid("retry policy: multiplier %v must be >= 1", p.Multiplier)
+	case p.Jitter < 0 || p.Jitter > 1:
+		return invalid("retry policy: jitter %v must be within [0, 1]", p.Jitter)
+	}
+	return nil
+}
+
+type consumerConfig struct {
+	commonConfig
+	startOffset       StartOffset
+	minBytes          int
+	maxBytes          int
+	maxWait           time.Duration
+	queueCapacity     int
+	sessionTimeout    time.Duration
+	heartbeatInterval time.Duration
+	rebalanceTimeout  time.Duration
+	commitInterval    time.Duration
+	commitTimeout     time.Duration
+	retry             RetryPolicy
+	shutdownTimeout   time.Duration
+	groupBalancers    []kafka.GroupBalancer
+	onAssigned        func(map[string][]int)
+	onRevoked         func(map[string][]int)
+	dialer            *kafka.Dialer
+}
+
+func defaultConsumerConfig() consumerConfig {
+	return consumerConfig{
+		commonConfig: commonConfig{
+			clientID:    "mq",
+			dialTimeout: 10 * time.Second,
+		},
+		startOffset:       StartEarliest,
+		minBytes:          1,
+		maxBytes:          1 << 20,
+		maxWait:           250 * time.Millisecond,
+		queueCapacity:     1000,
+		sessionTimeout:    10 * time.Second,
+		heartbeatInterval: time.Second,
+		rebalanceTimeout:  30 * time.Second,
+		commitInterval:    time.Second,
+		commitTimeout:     5 * time.Second,
+		retry:             DefaultRetryPolicy,
+		shutdownTimeout:   30 * time.Second,
+	}
+}
+
+func (c *consumerConfig) validate() error {
+	if err := c.commonConfig.validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.startOffset != StartEarliest && c.startOffset != StartLatest:
+		return invalid("start offset %d must be StartEarliest or StartLatest", int64(c.startOffset))
+	case c.minBytes < 1:
+		return invalid("min bytes %d must be >= 1", c.minBytes)
+	case c.maxBytes < c.minBytes:
+		return invalid("max bytes %d must be >= min bytes %d", c.maxBytes, c.minBytes)
+	case c.maxWait <= 0:
+		return invalid("max wait %v must be > 0", c.maxWait)
+	case c.queueCapacity < 1:
+		return invalid("queue capacity %d must be >= 1", c.queueCapacity)
+	case c.heartbeatInterval <= 0:
+		return invalid("heartbeat interval %v must be > 0", c.heartbeatInterval)
+	case c.sessionTimeout <= c.heartbeatInterval:
+		return invalid("session timeout %v must be above the heartbeat interval %v", c.sessionTimeout, c.heartbeatInterval)
+	case c.rebalanceTimeout <= 0:
+		return invalid("rebalance timeout %v must be > 0", c.rebalanceTimeout)
+	case c.commitInterval <= 0:
+		return invalid("commit interval %v must be > 0", c.commitInterval)
+	case c.commitTimeout <= 0:
+		return invalid("commit timeout %v must be > 0", c.commitTimeout)
+	case c.shutdownTimeout <= 0:
+		return invalid("shutdown timeout %v must be > 0", c.shutdownTimeout)
+	}
+	return c.retry.validate()
+}
+
+// WithStartOffset sets where partitions without a committed offset are read
+// from. This overrides the default of [StartEarliest].
+func WithStartOffset(o StartOffset) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.startOffset = o })
+}
+
+// WithFetchMinBytes sets how many bytes a fetch waits for (up to the max
+// wait). This overrides the default of 1.
+func WithFetchMinBytes(n int) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.minBytes = n })
+}
+
+// WithFetchMaxBytes caps the bytes one fetch returns per partition. This
+// overrides the default of 1 MiB.
+func WithFetchMaxBytes(n int) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.maxBytes = n })
+}
+
+// WithFetchMaxWait bounds how long a fetch waits for min bytes. It also bounds
+// how long stopping a partition reader takes. This overrides the default of
+// 250ms.
+func WithFetchMaxWait(d time.Duration) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.maxWait = d })
+}
+
+// WithQueueCapacity caps how many fetched messages are buffered per partition
+// ahead of the handlers; it bounds memory together with the fetch max bytes.
+// This overrides the default of 1000.
+func WithQueueCapacity(n int) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.queueCapacity = n })
+}
+
+// WithSessionTimeout sets the group session timeout: a member silent for
+// longer is evicted. This overrides the default of 10s.
+func WithSessionTimeout(d time.Duration) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.sessionTimeout = d })
+}
+
+// WithHeartbeatInterval sets how often the member heartbeats; it also bounds
+// how fast a rebalance is noticed. This overrides the default of 1s.
+func WithHeartbeatInterval(d time.Duration) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.heartbeatInterval = d })
+}
+
+// WithRebalanceTimeout sets how long the group waits for members to rejoin
+// during a rebalance. In-flight handlers must finish well within it. This
+// overrides the default of 30s.
+func WithRebalanceTimeout(d time.Duration) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.rebalanceTimeout = d })
+}
+
+// WithCommitInterval sets how often processed offsets are committed. Offsets
+// are also always committed when partitions are revoked and at shutdown. This
+// overrides the default of 1s.
+func WithCommitInterval(d time.Duration) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.commitInterval = d })
+}
+
+// WithRetryPolicy sets how failing handlers are retried. This overrides
+// [DefaultRetryPolicy].
+func WithRetryPolicy(p RetryPolicy) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.retry = p })
+}
+
+// WithShutdownTimeout bounds how long in-flight handlers may run after the
+// consumer is asked to stop (context cancelled or Close) or its partitions are
+// revoked; after it, their context is cancelled and their messages stay
+// uncommitted. This overrides the default of 30s.
+func WithShutdownTimeout(d time.Duration) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.shutdownTimeout = d })
+}
+
+// WithGroupBalancers sets the partition assignment strategies, in order of
+// preference. This overrides the default of range, then round-robin.
+func WithGroupBalancers(b ...kafka.GroupBalancer) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.groupBalancers = b })
+}
+
+// WithOnAssigned sets a function called with the partitions (by topic) that a
+// new group generation assigned to this member, before they are consumed.
+func WithOnAssigned(fn func(assigned map[string][]int)) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.onAssigned = fn })
+}
+
+// WithOnRevoked sets a function called with the partitions (by topic) this
+// member gave up, after their processed offsets were committed.
+func WithOnRevoked(fn func(revoked map[string][]int)) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.onRevoked = fn })
+}
+
+// WithDialer makes the consumer use a caller-configured kafka-go dialer (for
+// TLS, SASL or a custom resolver). The client ID and dial timeout options do
+// not change it.
+func WithDialer(d *kafka.Dialer) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.dialer = d })
+}
