@@ -304,8 +304,9 @@ func (s *session[T]) commitLoop(gen *kafka.Generation, genCtx context.Context, p
 	}()
 	ticker := time.NewTicker(c.cfg.commitInterval)
 	defer ticker.Stop()
-	stopping := make(chan struct{})
-	stopWatch := context.AfterFunc(s.runCtx, func() { close(stopping) })
+	stopCh := make(chan struct{})
+	stopWatch := context.AfterFunc(s.runCtx, func() { close(stopCh) })
+	stopping := (<-chan struct{})(stopCh)
 	defer stopWatch()
 	genDone := genCtx.Done()
 	var deadline <-chan time.Time

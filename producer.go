@@ -14,6 +14,8 @@ import (
 
 	"github.com/mqkit/mq/internal/partition"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
 	"go.uber.org/zap"
 )
 
@@ -49,10 +51,15 @@ type Producer[T any] struct {
 	abort   context.Context
 	cancel  context.CancelFunc
 
-	mu     sync.RWMutex
+	rt         kafka.RoundTripper
+	addr       net.Addr
+	wake       chan struct{} // wakes the sender
+	senderOnce sync.Once
+	wg         sync.WaitGroup
+
+	qmu    sync.Mutex // guards closed and lanes
 	closed bool
 	lanes  map[int]*lane[T]
-	wg     sync.WaitGroup
 
 	pendMu  sync.Mutex
 	pending int
@@ -70,6 +77,7 @@ type Producer[T any] struct {
 
 type topicMeta struct {
 	partitions []int
+	leaders    map[int]int // partition -> leader broker ID
 	expires    time.Time
 }
 
@@ -117,6 +125,7 @@ func NewProducer[T any](brokers []string, topic string, opts ...ProducerOption) 
 		closing:    make(chan struct{}),
 		stop:       make(chan struct{}),
 		lanes:      make(map[int]*lane[T]),
+		wake:       make(chan struct{}, 1),
 		idle:       make(chan struct{}),
 	}
 	close(p.idle)
@@ -132,7 +141,9 @@ func NewProducer[T any](brokers []string, topic string, opts ...ProducerOption) 
 		}
 		p.transport = tr
 	}
-	p.client = &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: cfg.writeTimeout}
+	p.addr = kafka.TCP(brokers...)
+	p.rt = tr
+	p.client = &kafka.Client{Addr: p.addr, Transport: tr, Timeout: cfg.writeTimeout}
 	return p, nil
 }
 
@@ -296,9 +307,10 @@ func (p *Producer[T]) Close() error {
 	p.closeOnce.Do(func() {
 		before := p.failed.Load()
 		close(p.closing)
-		p.mu.Lock()
+		p.qmu.Lock()
 		p.closed = true
-		p.mu.Unlock()
+		p.qmu.Unlock()
+		p.signal()
 
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.closeTimeout)
 		err := p.flush(ctx)
@@ -320,11 +332,12 @@ func (p *Producer[T]) Close() error {
 }
 
 func (p *Producer[T]) flush(ctx context.Context) error {
-	p.mu.RLock()
+	p.qmu.Lock()
 	for _, l := range p.lanes {
-		l.setUrgent()
+		l.urgent = true
 	}
-	p.mu.RUnlock()
+	p.qmu.Unlock()
+	p.signal()
 	p.pendMu.Lock()
 	idle := p.idle
 	p.pendMu.Unlock()
@@ -431,28 +444,32 @@ func (p *Producer[T]) enqueue(ctx context.Context, r *record[T], urgent bool) er
 	}
 	r.deadline = time.Now().Add(p.cfg.deliveryTimeout)
 
-	p.mu.RLock()
-	l, ok := p.lanes[part]
-	if !ok && !p.closed {
-		p.mu.RUnlock()
-		p.mu.Lock()
-		if l, ok = p.lanes[part]; !ok && !p.closed {
-			l = &lane[T]{p: p, partition: part, wake: make(chan struct{}, 1)}
-			p.lanes[part] = l
-			p.wg.Add(1)
-			go l.run()
-		}
-		p.mu.Unlock()
-		p.mu.RLock()
-	}
+	p.senderOnce.Do(func() {
+		p.wg.Add(1)
+		go p.sendLoop()
+	})
+	p.qmu.Lock()
 	if p.closed {
-		p.mu.RUnlock()
+		p.qmu.Unlock()
 		<-p.sem
 		return ErrClosed
 	}
+	l, ok := p.lanes[part]
+	if !ok {
+		l = &lane[T]{partition: part}
+		p.lanes[part] = l
+	}
 	p.addPending(1)
-	l.push(r, urgent)
-	p.mu.RUnlock()
+	if len(l.queue) == 0 {
+		l.oldest = time.Now()
+	}
+	l.queue = append(l.queue, r)
+	l.bytes += r.size
+	if urgent {
+		l.urgent = true
+	}
+	p.qmu.Unlock()
+	p.signal()
 	return nil
 }
 
@@ -470,8 +487,8 @@ func (p *Producer[T]) addPending(n int) {
 
 // complete reports one record's outcome, exactly once.
 func (p *Producer[T]) complete(r *record[T], err error) {
+	r.err = err
 	if err != nil {
-		r.err = err
 		p.failed.Add(1)
 		p.lastErr.Store(&errBox{err})
 	}
@@ -505,9 +522,9 @@ func (p *Producer[T]) partitions(ctx context.Context) ([]int, error) {
 	defer cancel()
 	var lastErr error
 	for wait := 50 * time.Millisecond; ; wait = min(wait*2, time.Second) {
-		parts, err := p.fetchPartitions(ctx)
+		parts, leaders, err := p.fetchPartitions(ctx)
 		if err == nil {
-			p.meta.Store(&topicMeta{partitions: parts, expires: time.Now().Add(time.Second)})
+			p.meta.Store(&topicMeta{partitions: parts, leaders: leaders, expires: time.Now().Add(time.Second)})
 			return parts, nil
 		}
 		lastErr = err
@@ -536,28 +553,32 @@ func (p *Producer[T]) partitions(ctx context.Context) ([]int, error) {
 	return nil, fmt.Errorf("mq: metadata for topic %q: %w", p.topic, lastErr)
 }
 
-func (p *Producer[T]) fetchPartitions(ctx context.Context) ([]int, error) {
+func (p *Producer[T]) fetchPartitions(ctx context.Context) ([]int, map[int]int, error) {
 	res, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.topic}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, t := range res.Topics {
 		if t.Name != p.topic {
 			continue
 		}
 		if t.Error != nil {
-			return nil, t.Error
+			return nil, nil, t.Error
 		}
 		if len(t.Partitions) == 0 {
-			return nil, kafka.UnknownTopicOrPartition
+			return nil, nil, kafka.UnknownTopicOrPartition
 		}
 		parts := make([]int, len(t.Partitions))
+		leaders := make(map[int]int, len(t.Partitions))
 		for i := range parts {
 			parts[i] = i
 		}
-		return parts, nil
+		for _, tp := range t.Partitions {
+			leaders[tp.ID] = tp.Leader.ID
+		}
+		return parts, leaders, nil
 	}
-	return nil, kafka.UnknownTopicOrPartition
+	return nil, nil, kafka.UnknownTopicOrPartition
 }
 
 func (p *Producer[T]) pick(ctx context.Context, key []byte) (int, error) {
@@ -576,6 +597,10 @@ func (p *Producer[T]) pick(ctx context.Context, key []byte) (int, error) {
 
 // retriable reports whether a produce error may succeed when tried again.
 func retriable(err error) bool {
+	var routing *produceAPI.Error // no topic, partition or leader in the cached layout
+	if errors.As(err, &routing) {
+		return true
+	}
 	var ke kafka.Error
 	if errors.As(err, &ke) {
 		return ke.Temporary()
@@ -590,112 +615,113 @@ func retriable(err error) bool {
 		errors.Is(err, syscall.EPIPE)
 }
 
-// ----- per-partition lanes -----
+// ----- sending -----
 
-// lane buffers the records of one partition and sends them, one request in
-// flight at a time.
+// lane buffers the records of one partition. Lanes are guarded by
+// Producer.qmu; a lane never has more than one batch in flight, because a
+// sending round completes before the next one takes new batches.
 type lane[T any] struct {
-	p         *Producer[T]
 	partition int
-	wake      chan struct{}
-
-	mu     sync.Mutex
-	queue  []*record[T]
-	bytes  int
-	urgent bool
-	oldest time.Time
+	queue     []*record[T]
+	bytes     int
+	urgent    bool
+	oldest    time.Time
+	retryAt   time.Time
+	backoff   time.Duration
 }
 
-func (l *lane[T]) push(r *record[T], urgent bool) {
-	l.mu.Lock()
-	if len(l.queue) == 0 {
-		l.oldest = time.Now()
-	}
-	l.queue = append(l.queue, r)
-	l.bytes += r.size
-	if urgent {
-		l.urgent = true
-	}
-	l.mu.Unlock()
-	l.signal()
+type partBatch[T any] struct {
+	lane *lane[T]
+	recs []*record[T]
+	size int
 }
 
-func (l *lane[T]) setUrgent() {
-	l.mu.Lock()
-	l.urgent = true
-	l.mu.Unlock()
-	l.signal()
-}
-
-func (l *lane[T]) signal() {
+func (p *Producer[T]) signal() {
 	select {
-	case l.wake <- struct{}{}:
+	case p.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (l *lane[T]) run() {
-	p := l.p
+// sendLoop runs sending rounds: it takes one batch from every partition that
+// is ready, sends them in one produce request per leader broker (so many
+// partitions share a round trip), and settles every record before the next
+// round. Messages that arrive during a round form the next round's batches.
+func (p *Producer[T]) sendLoop() {
 	defer p.wg.Done()
-	var batch []*record[T]
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
-		l.mu.Lock()
+		batches, next, done := p.collect()
+		if done {
+			return
+		}
+		if len(batches) > 0 {
+			p.sendRound(batches)
+			continue
+		}
+		var tc <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			tc = timer.C
+		}
+		select {
+		case <-p.wake:
+		case <-tc:
+		case <-p.stop:
+		case <-p.closing:
+		case <-p.abort.Done():
+		}
+		if tc != nil && !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// collect takes the batches that should leave now. It returns the earliest
+// time a lingering or backing-off partition becomes ready, and done once the
+// producer is stopped and empty.
+func (p *Producer[T]) collect() (batches []*partBatch[T], next time.Time, done bool) {
+	var failed []*record[T]
+	p.qmu.Lock()
+	now := time.Now()
+	aborted := p.abort.Err() != nil
+	closing := false
+	select {
+	case <-p.closing:
+		closing = true
+	default:
+	}
+	empty := true
+	for _, l := range p.lanes {
 		n := len(l.queue)
 		if n == 0 {
 			l.urgent = false
-			l.mu.Unlock()
-			select {
-			case <-l.wake:
-				continue
-			case <-p.stop:
-				l.mu.Lock()
-				empty := len(l.queue) == 0
-				l.mu.Unlock()
-				if empty {
-					return
-				}
-				continue
-			}
-		}
-		if p.abort.Err() != nil {
-			batch = append(batch[:0], l.queue...)
-			clear(l.queue)
-			l.queue = l.queue[:0]
-			l.bytes = 0
-			l.mu.Unlock()
-			for _, r := range batch {
-				p.complete(r, ErrClosed)
-			}
-			clear(batch)
 			continue
 		}
-		if !l.ready(n) {
-			wait := time.Until(l.oldest.Add(p.cfg.batchTimeout))
-			l.mu.Unlock()
-			if wait > 0 {
-				timer.Reset(wait)
-				select {
-				case <-l.wake:
-				case <-timer.C:
-				case <-p.closing:
-				case <-p.abort.Done():
-				}
-				if !timer.Stop() {
-					select {
-					case <-timer.C:
-					default:
-					}
-				}
-				continue
-			}
-			l.mu.Lock()
+		empty = false
+		if aborted {
+			failed = append(failed, l.queue...)
+			clear(l.queue)
+			l.queue, l.bytes = l.queue[:0], 0
+			continue
 		}
-		// Take one batch: up to batch size records and batch bytes.
+		if now.Before(l.retryAt) && !closing {
+			next = earliest(next, l.retryAt)
+			continue
+		}
+		due := l.oldest.Add(p.cfg.batchTimeout)
+		if !(l.urgent || closing || p.cfg.batchTimeout == 0 || n >= p.cfg.batchSize ||
+			l.bytes >= p.cfg.batchBytes || !now.Before(due)) {
+			next = earliest(next, due)
+			continue
+		}
 		k, size := 0, 0
-		for k < len(l.queue) && k < p.cfg.batchSize {
+		for k < n && k < p.cfg.batchSize {
 			s := l.queue[k].size
 			if k > 0 && size+s > p.cfg.batchBytes {
 				break
@@ -703,132 +729,236 @@ func (l *lane[T]) run() {
 			size += s
 			k++
 		}
-		batch = append(batch[:0], l.queue[:k]...)
+		b := &partBatch[T]{lane: l, recs: make([]*record[T], k), size: size}
+		copy(b.recs, l.queue[:k])
 		rest := copy(l.queue, l.queue[k:])
 		clear(l.queue[rest:])
 		l.queue = l.queue[:rest]
 		l.bytes -= size
 		if rest > 0 {
-			l.oldest = time.Now()
+			l.oldest = now
 		}
-		l.mu.Unlock()
-
-		l.send(batch)
-		clear(batch)
+		batches = append(batches, b)
 	}
+	if empty && !aborted {
+		select {
+		case <-p.stop:
+			done = true
+		default:
+		}
+	}
+	if aborted && empty {
+		select {
+		case <-p.stop:
+			done = true
+		default:
+		}
+	}
+	p.qmu.Unlock()
+	for _, r := range failed {
+		p.complete(r, ErrClosed)
+	}
+	return batches, next, done
 }
 
-// ready reports whether the queued records should leave now. Called with l.mu held.
-func (l *lane[T]) ready(n int) bool {
-	p := l.p
-	if l.urgent || p.cfg.batchTimeout == 0 || n >= p.cfg.batchSize || l.bytes >= p.cfg.batchBytes {
-		return true
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
 	}
-	select {
-	case <-p.closing:
-		return true
-	default:
-	}
-	return !time.Now().Before(l.oldest.Add(p.cfg.batchTimeout))
+	return a
 }
 
-func (l *lane[T]) send(batch []*record[T]) {
-	p := l.p
-	backoff := p.cfg.retryBackoff
-	var lastErr error
-	for {
-		// Fail records whose delivery timeout passed.
-		now := time.Now()
-		live := batch[:0]
-		for _, r := range batch {
+// sendRound sends the batches, one request per leader broker in parallel, and
+// settles them.
+func (p *Producer[T]) sendRound(batches []*partBatch[T]) {
+	leaders := p.leaders()
+	groups := make(map[int][]*partBatch[T], 1)
+	for _, b := range batches {
+		id, ok := leaders[b.lane.partition]
+		if !ok {
+			id = -1 - b.lane.partition // unknown leader: send alone
+		}
+		groups[id] = append(groups[id], b)
+	}
+	if len(groups) == 1 {
+		for _, g := range groups {
+			p.produce(g)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		wg.Add(1)
+		go func(g []*partBatch[T]) {
+			defer wg.Done()
+			p.produce(g)
+		}(g)
+	}
+	wg.Wait()
+}
+
+func (p *Producer[T]) leaders() map[int]int {
+	if m := p.meta.Load(); m != nil {
+		return m.leaders
+	}
+	return nil
+}
+
+// produce sends one request holding the batches (all for one leader) and
+// settles every record: delivered, failed, or put back for a retry.
+func (p *Producer[T]) produce(group []*partBatch[T]) {
+	now := time.Now()
+	deadline := now.Add(p.cfg.writeTimeout)
+	live := group[:0]
+	for _, b := range group {
+		recs := b.recs[:0]
+		for _, r := range b.recs {
 			if now.After(r.deadline) {
-				err := fmt.Errorf("mq: delivery timeout after %v to %s[%d]", p.cfg.deliveryTimeout, p.topic, l.partition)
-				if lastErr != nil {
-					err = fmt.Errorf("%w: %w", err, lastErr)
+				terr := fmt.Errorf("mq: delivery timeout after %v to %s[%d]", p.cfg.deliveryTimeout, p.topic, b.lane.partition)
+				if r.err != nil {
+					terr = fmt.Errorf("%w: last error: %w", terr, r.err)
 				}
-				p.complete(r, err)
+				p.complete(r, terr)
+				b.size -= r.size
 				continue
 			}
-			live = append(live, r)
-		}
-		batch = live
-		if len(batch) == 0 {
-			return
-		}
-		deadline := now.Add(p.cfg.writeTimeout)
-		for _, r := range batch {
 			if r.deadline.Before(deadline) {
 				deadline = r.deadline
 			}
+			recs = append(recs, r)
 		}
-		ctx, cancel := context.WithDeadline(p.abort, deadline)
-		res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
-			Topic:        p.topic,
-			Partition:    l.partition,
-			RequiredAcks: kafka.RequiredAcks(p.cfg.acks),
-			Compression:  p.cfg.compression.kafka(),
-			Records:      &recordReader[T]{recs: batch},
-		})
-		cancel()
-		if err == nil && res != nil && res.Error != nil {
-			err = res.Error
+		b.recs = recs
+		if len(recs) > 0 {
+			live = append(live, b)
 		}
-		if err == nil {
-			l.succeed(batch, res)
-			return
+	}
+	if len(live) == 0 {
+		return
+	}
+	parts := make([]produceAPI.RequestPartition, len(live))
+	for i, b := range live {
+		parts[i] = produceAPI.RequestPartition{
+			Partition: int32(b.lane.partition),
+			RecordSet: protocol.RecordSet{
+				Attributes: protocol.Attributes(p.cfg.compression) & 7,
+				Records:    &recordReader[T]{recs: b.recs},
+			},
 		}
-		if p.abort.Err() != nil {
-			for _, r := range batch {
-				p.complete(r, fmt.Errorf("%w: message not delivered before close: %w", ErrClosed, err))
+	}
+	req := &produceAPI.Request{
+		Acks:    int16(p.cfg.acks),
+		Timeout: int32(p.cfg.writeTimeout / time.Millisecond),
+		Topics:  []produceAPI.RequestTopic{{Topic: p.topic, Partitions: parts}},
+	}
+	ctx, cancel := context.WithDeadline(p.abort, deadline)
+	resp, err := p.rt.RoundTrip(ctx, p.addr, req)
+	cancel()
+	if err != nil {
+		for _, b := range live {
+			p.failOrRetry(b, err)
+		}
+		return
+	}
+	if p.cfg.acks == AcksNone {
+		for _, b := range live {
+			p.succeed(b, -1, 0)
+		}
+		return
+	}
+	res, ok := resp.(*produceAPI.Response)
+	if !ok {
+		for _, b := range live {
+			p.failOrRetry(b, fmt.Errorf("mq: unexpected produce response %T", resp))
+		}
+		return
+	}
+	byPart := make(map[int32]*produceAPI.ResponsePartition, len(live))
+	for i := range res.Topics {
+		for j := range res.Topics[i].Partitions {
+			rp := &res.Topics[i].Partitions[j]
+			byPart[rp.Partition] = rp
+		}
+	}
+	for _, b := range live {
+		rp, ok := byPart[int32(b.lane.partition)]
+		switch {
+		case !ok:
+			p.failOrRetry(b, fmt.Errorf("mq: no produce response for partition %d", b.lane.partition))
+		case rp.ErrorCode != 0 && len(rp.RecordErrors) > 0:
+			kerr := kafka.Error(rp.ErrorCode)
+			rejected := make(map[int32]string, len(rp.RecordErrors))
+			for _, re := range rp.RecordErrors {
+				rejected[re.BatchIndex] = re.BatchIndexErrorMessage
 			}
-			return
-		}
-		if res != nil && len(res.RecordErrors) > 0 {
-			for i, r := range batch {
-				if rerr, ok := res.RecordErrors[i]; ok {
-					p.complete(r, fmt.Errorf("mq: produce to %s[%d]: record rejected: %w", p.topic, l.partition, rerr))
+			for i, r := range b.recs {
+				if msg, bad := rejected[int32(i)]; bad {
+					p.complete(r, fmt.Errorf("mq: produce to %s[%d]: record rejected: %w: %s", p.topic, b.lane.partition, kerr, msg))
 				} else {
-					p.complete(r, fmt.Errorf("mq: produce to %s[%d]: batch rejected because of another record: %w", p.topic, l.partition, err))
+					p.complete(r, fmt.Errorf("mq: produce to %s[%d]: batch rejected because of another record: %w", p.topic, b.lane.partition, kerr))
 				}
 			}
-			return
-		}
-		if !retriable(err) {
-			for _, r := range batch {
-				p.complete(r, fmt.Errorf("mq: produce to %s[%d]: %w", p.topic, l.partition, err))
+		case rp.ErrorCode != 0:
+			err := error(kafka.Error(rp.ErrorCode))
+			if rp.ErrorMessage != "" {
+				err = fmt.Errorf("%w: %s", err, rp.ErrorMessage)
 			}
-			return
+			p.failOrRetry(b, err)
+		default:
+			p.succeed(b, rp.BaseOffset, rp.LogAppendTime)
 		}
-		lastErr = err
-		p.log.Debug("retrying produce", zap.Int("partition", l.partition), zap.Error(err))
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-p.abort.Done():
-			t.Stop()
-		}
-		backoff = min(backoff*2, time.Second)
 	}
 }
 
-func (l *lane[T]) succeed(batch []*record[T], res *kafka.ProduceResponse) {
-	p := l.p
-	base := int64(-1)
+func (p *Producer[T]) succeed(b *partBatch[T], base int64, logAppendMs int64) {
 	var logTime time.Time
-	if res != nil {
-		base = res.BaseOffset
-		logTime = res.LogAppendTime
-		if logTime.Unix() <= 0 {
-			logTime = time.Time{}
-		}
+	if logAppendMs > 0 {
+		logTime = time.UnixMilli(logAppendMs)
 	}
-	for i, r := range batch {
+	p.qmu.Lock()
+	b.lane.backoff = 0
+	p.qmu.Unlock()
+	for i, r := range b.recs {
 		if base >= 0 {
 			r.offset = base + int64(i)
 		}
 		r.logTime = logTime
 		p.complete(r, nil)
 	}
+}
+
+// failOrRetry puts a failed batch back at the head of its partition for a
+// retry after a backoff, or fails its records when the error is permanent or
+// the producer is aborting.
+func (p *Producer[T]) failOrRetry(b *partBatch[T], err error) {
+	if p.abort.Err() != nil {
+		for _, r := range b.recs {
+			p.complete(r, fmt.Errorf("%w: message not delivered before close: %w", ErrClosed, err))
+		}
+		return
+	}
+	if !retriable(err) {
+		for _, r := range b.recs {
+			p.complete(r, fmt.Errorf("mq: produce to %s[%d]: %w", p.topic, b.lane.partition, err))
+		}
+		return
+	}
+	p.meta.Store(nil) // leaders may have moved
+	p.log.Debug("retrying produce", zap.Int("partition", b.lane.partition), zap.Error(err))
+	for _, r := range b.recs {
+		r.err = err // remembered for a later delivery timeout message
+	}
+	p.qmu.Lock()
+	l := b.lane
+	if l.backoff == 0 {
+		l.backoff = p.cfg.retryBackoff
+	} else {
+		l.backoff = min(l.backoff*2, time.Second)
+	}
+	l.retryAt = time.Now().Add(l.backoff)
+	l.queue = append(b.recs, l.queue...)
+	l.bytes += b.size
+	p.qmu.Unlock()
+	p.signal()
 }
 
 // recordReader feeds a batch to kafka-go's produce request without copying.
