@@ -1,6 +1,7 @@
 package mq
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 )
@@ -34,19 +35,23 @@ func (JSONCodec[T]) Encode(v T) ([]byte, error) {
 // silently becomes a zero value.
 func (c JSONCodec[T]) Decode(data []byte) (T, error) {
 	var v T
-	if len(data) == 0 {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
 		return v, fmt.Errorf("mq: json: empty payload")
+	}
+	if bytes.Equal(trimmed, []byte("null")) {
+		return v, fmt.Errorf("mq: json: null payload")
 	}
 	if !c.DisallowUnknownFields {
 		err := json.Unmarshal(data, &v)
 		return v, err
 	}
-	dec := json.NewDecoder(bytesReader(data))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return v, err
 	}
-	if dec.More() {
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
 		return v, fmt.Errorf("mq: json: trailing data after value")
 	}
 	return v, nil

@@ -93,7 +93,7 @@ func NewKafkaConsumer[T any](brokers []string, topic, group string, opts ...Cons
 // in registration order. It returns [ErrNilHandler] for a nil handler and
 // [ErrRunning] once Run has started.
 func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) error {
-	if h == nil {
+	if isNil(h) {
 		return ErrNilHandler
 	}
 	c.mu.Lock()

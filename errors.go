@@ -100,7 +100,7 @@ func (e *BatchError) Error() string {
 	return fmt.Sprintf("mq: %d of %d message(s) not delivered: %v", failed, len(e.Errors), first)
 }
 
-// Unwrap returns the distinct underlying errors.
+// Unwrap returns the errors of the messages that failed, in order.
 func (e *BatchError) Unwrap() []error {
 	var out []error
 	for _, err := range e.Errors {

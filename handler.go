@@ -3,6 +3,7 @@ package mq
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime/debug"
 )
 
@@ -82,6 +83,19 @@ func WithHandlerName(name string) HandlerOption {
 // WithHandlerRetryPolicy overrides the consumer's retry policy for this handler.
 func WithHandlerRetryPolicy(p RetryPolicy) HandlerOption {
 	return handlerOptionFunc(func(c *handlerConfig) { c.retry = &p })
+}
+
+// isNil reports whether v is nil or an interface holding a nil func, pointer,
+// map, chan or slice.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Func, reflect.Pointer, reflect.Map, reflect.Chan, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }
 
 type registeredHandler[T any] struct {

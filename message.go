@@ -1,7 +1,6 @@
 package mq
 
 import (
-	"bytes"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -57,5 +56,3 @@ type Result struct {
 	// otherwise the record's timestamp.
 	Time time.Time
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -2,6 +2,7 @@ package mq
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -362,9 +363,9 @@ func (p RetryPolicy) validate() error {
 		return invalid("retry policy: backoffs must be >= 0")
 	case p.MaxBackoff < p.InitialBackoff:
 		return invalid("retry policy: max backoff %v is below initial backoff %v", p.MaxBackoff, p.InitialBackoff)
-	case p.Multiplier < 1:
+	case !(p.Multiplier >= 1) || math.IsInf(p.Multiplier, 1):
 		return invalid("retry policy: multiplier %v must be >= 1", p.Multiplier)
-	case p.Jitter < 0 || p.Jitter > 1:
+	case !(p.Jitter >= 0 && p.Jitter <= 1):
 		return invalid("retry policy: jitter %v must be within [0, 1]", p.Jitter)
 	}
 	return nil
@@ -438,6 +439,15 @@ func (c *consumerConfig) validate() error {
 		return invalid("commit timeout %v must be > 0", c.commitTimeout)
 	case c.shutdownTimeout <= 0:
 		return invalid("shutdown timeout %v must be > 0", c.shutdownTimeout)
+	}
+	// kafka-go encodes these as int32 milliseconds.
+	for name, d := range map[string]time.Duration{
+		"session timeout": c.sessionTimeout, "heartbeat interval": c.heartbeatInterval,
+		"rebalance timeout": c.rebalanceTimeout, "commit timeout": c.commitTimeout,
+	} {
+		if d/time.Millisecond >= math.MaxInt32 {
+			return invalid("%s %v is too large (max %v)", name, d, time.Duration(math.MaxInt32-1)*time.Millisecond)
+		}
 	}
 	return c.retry.validate()
 }

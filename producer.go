@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -152,8 +153,12 @@ func validateBrokers(brokers []string) error {
 		return invalid("no brokers given")
 	}
 	for _, b := range brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil {
 			return invalid("broker address %q: %v", b, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
+			return invalid("broker address %q: want host:port with a port in 1-65535", b)
 		}
 	}
 	return nil
@@ -210,6 +215,9 @@ func (p *Producer[T]) SendMessage(ctx context.Context, msg Message[T]) (Result, 
 // An encoding error sends nothing. In asynchronous mode it returns once all
 // are buffered.
 func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]Result, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
 	recs := make([]*record[T], len(msgs))
 	for i := range msgs {
 		r, err := p.newRecord(msgs[i])
@@ -444,16 +452,16 @@ func (p *Producer[T]) enqueue(ctx context.Context, r *record[T], urgent bool) er
 	}
 	r.deadline = time.Now().Add(p.cfg.deliveryTimeout)
 
-	p.senderOnce.Do(func() {
-		p.wg.Add(1)
-		go p.sendLoop()
-	})
 	p.qmu.Lock()
 	if p.closed {
 		p.qmu.Unlock()
 		<-p.sem
 		return ErrClosed
 	}
+	p.senderOnce.Do(func() { // under qmu and before closed: never races Close's Wait
+		p.wg.Add(1)
+		go p.sendLoop()
+	})
 	l, ok := p.lanes[part]
 	if !ok {
 		l = &lane[T]{partition: part}
