@@ -112,12 +112,23 @@ func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) 
 	return nil
 }
 
+// RegisterHandlerFunc registers a function as a handler; it is
+// RegisterHandler(HandlerFunc[T](fn), opts...) without spelling out T.
+func (c *KafkaConsumer[T]) RegisterHandlerFunc(fn func(ctx context.Context, msg Message[T]) error, opts ...HandlerOption) error {
+	if fn == nil {
+		return ErrNilHandler
+	}
+	return c.RegisterHandler(HandlerFunc[T](fn), opts...)
+}
+
 // Run joins the group and consumes until ctx is cancelled, Close is called,
 // or a message fails for good. It blocks and can be called once.
 //
 // On cancellation or Close it stops fetching, lets in-flight handlers finish
 // (bounded by [WithShutdownTimeout]), commits what was processed, leaves the
-// group, and returns nil. When a handler exhausts its retries or a value
+// group, and returns nil — or [ErrShutdownTimeout] if some handler did not
+// finish in time (its message stays uncommitted and will be delivered
+// again). When a handler exhausts its retries or a value
 // cannot be decoded, it does the same for the other partitions and returns a
 // [*HandlerError] or [*DecodeError].
 func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
@@ -223,8 +234,9 @@ type session[T any] struct {
 	userCtx  context.Context
 	dialer   *kafka.Dialer
 
-	mu    sync.Mutex
-	fatal error
+	mu      sync.Mutex
+	fatal   error
+	overran bool // a handler outlived the shutdown timeout
 }
 
 func (s *session[T]) fail(err error) {
@@ -239,6 +251,9 @@ func (s *session[T]) fail(err error) {
 func (s *session[T]) fatalErr() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.fatal == nil && s.overran {
+		return ErrShutdownTimeout
+	}
 	return s.fatal
 }
 
@@ -328,6 +343,9 @@ loop:
 		case <-deadline:
 			c.log.Warn("handlers did not finish within the shutdown timeout; their messages stay uncommitted",
 				zap.Duration("timeout", c.cfg.shutdownTimeout))
+			s.mu.Lock()
+			s.overran = true
+			s.mu.Unlock()
 			break loop
 		}
 	}
@@ -416,7 +434,9 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 		QueueCapacity:   c.cfg.queueCapacity,
 		ReadLagInterval: -1,
 		Logger:          kafka.LoggerFunc(func(string, ...any) {}),
-		ErrorLogger:     kafka.LoggerFunc(func(f string, a ...any) { log.Sugar().Warnf(f, a...) }),
+		// The reader retries its own errors (timeouts while partitions move,
+		// for instance): informational, not warnings.
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { log.Sugar().Infof(f, a...) }),
 	}
 	if err := rcfg.Validate(); err != nil {
 		s.fail(fmt.Errorf("mq: reader for %s[%d]: %w", c.topic, ps.id, err))
@@ -492,6 +512,15 @@ func (p *processor[T]) process(m *kafka.Message) bool {
 			err := h.h.Handle(p.hard, msg)
 			if err == nil {
 				break
+			}
+			if p.hard.Err() != nil {
+				// Stopped waiting for it: the shutdown timeout passed.
+				p.log.Warn("handler cancelled by the shutdown timeout; the message stays uncommitted",
+					zap.String("handler", h.name), zap.Int64("offset", m.Offset), zap.Error(err))
+				p.s.mu.Lock()
+				p.s.overran = true
+				p.s.mu.Unlock()
+				return false
 			}
 			fields := []zap.Field{zap.String("handler", h.name), zap.Int64("offset", m.Offset), zap.Int("attempt", attempt), zap.Error(err)}
 			var perr *PanicError

@@ -255,3 +255,33 @@ func TestConsumerLifecycle(t *testing.T) {
 	require.NoError(t, c2.Close(), "idempotent")
 	require.ErrorIs(t, c2.Run(context.Background()), mq.ErrClosed)
 }
+
+// A handler still running when the shutdown timeout passes gets its context
+// cancelled; its message stays uncommitted and Run says so.
+func TestShutdownTimeoutCancelsHandler(t *testing.T) {
+	topic := cluster.NewTopic(t, 1)
+	produceChat(t, newProducer(t, topic), 0, 3)
+	group := "g-" + topic
+	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group,
+		fastConsumer(t, mq.WithShutdownTimeout(200*time.Millisecond))...)
+	require.NoError(t, err)
+	entered := make(chan struct{}, 1)
+	require.NoError(t, c.RegisterHandlerFunc(func(ctx context.Context, m mq.Message[ChatMessage]) error {
+		if m.Value.ID == 1 {
+			entered <- struct{}{}
+			<-ctx.Done() // a slow call that honours its context
+			return ctx.Err()
+		}
+		return nil
+	}))
+	r := start(c)
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("handler not reached")
+	}
+	require.ErrorIs(t, r.stop(t), mq.ErrShutdownTimeout)
+	committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, committed[0], "message 1 stays uncommitted")
+}
