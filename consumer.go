@@ -42,6 +42,8 @@ type KafkaConsumer[T any] struct {
 	codec   Codec[T]
 	log     *zap.Logger
 
+	consumerCounters
+
 	mu       sync.Mutex
 	handlers []registeredHandler[T]
 	running  bool
@@ -163,12 +165,13 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 	if dialer == nil {
 		dialer = &kafka.Dialer{ClientID: c.cfg.clientID, Timeout: c.cfg.dialTimeout, DualStack: true}
 	}
+	topics := append([]string{c.topic}, c.cfg.recoverer.retryTopics(c.topic)...)
 	sugar := c.log.Sugar()
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                     c.group,
 		Brokers:                c.brokers,
 		Dialer:                 dialer,
-		Topics:                 []string{c.topic},
+		Topics:                 topics,
 		GroupBalancers:         c.cfg.groupBalancers,
 		HeartbeatInterval:      c.cfg.heartbeatInterval,
 		SessionTimeout:         c.cfg.sessionTimeout,
@@ -185,7 +188,12 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 		return fmt.Errorf("mq: consumer group %q: %w", c.group, err)
 	}
 
-	s := &session[T]{c: c, handlers: handlers, runCtx: runCtx, stop: stop, userCtx: ctx, dialer: dialer}
+	s := &session[T]{c: c, handlers: handlers, runCtx: runCtx, stop: stop, userCtx: ctx, dialer: dialer, topics: topics}
+	defer s.closePublishers()
+	if err := s.checkRecoveryTopics(runCtx); err != nil {
+		_ = cg.Close()
+		return err
+	}
 	for runCtx.Err() == nil {
 		gen, err := cg.Next(runCtx)
 		if err != nil {
@@ -234,9 +242,15 @@ type session[T any] struct {
 	userCtx  context.Context
 	dialer   *kafka.Dialer
 
+	topics []string // main topic, then retry topics by tier
+
 	mu      sync.Mutex
 	fatal   error
 	overran bool // a handler outlived the shutdown timeout
+
+	pubMu      sync.Mutex
+	publishers map[string]*Producer[[]byte]
+	tr         *kafka.Transport
 }
 
 func (s *session[T]) fail(err error) {
@@ -259,6 +273,8 @@ func (s *session[T]) fatalErr() error {
 
 // partitionState is one assigned partition within a generation.
 type partitionState struct {
+	topic     string
+	tier      int // 0 for the main topic, n for the n-th retry topic
 	id        int
 	tracker   *offsets.Tracker
 	committed int64 // last committed offset, -1 if none
@@ -270,26 +286,31 @@ type partitionState struct {
 // generation ends (rebalance) or the run stops.
 func (s *session[T]) runGeneration(gen *kafka.Generation) {
 	c := s.c
-	assigned := gen.Assignments[c.topic]
-	ids := make([]int, len(assigned))
-	parts := make([]*partitionState, len(assigned))
-	for i, a := range assigned {
-		ids[i] = a.ID
-		start := a.Offset
-		if start < 0 {
-			start = -1 // no commit yet: -1/-2 are sentinels, never offsets
+	ids := make(map[string][]int)
+	var parts []*partitionState
+	var starts []int64
+	for tier, topic := range s.topics {
+		for _, a := range gen.Assignments[topic] {
+			ids[topic] = append(ids[topic], a.ID)
+			start := a.Offset
+			if start < 0 {
+				start = -1 // no commit yet: -1/-2 are sentinels, never offsets
+			}
+			parts = append(parts, &partitionState{topic: topic, tier: tier, id: a.ID,
+				tracker: offsets.New(start), committed: start, done: make(chan struct{})})
+			starts = append(starts, a.Offset)
 		}
-		parts[i] = &partitionState{id: a.ID, tracker: offsets.New(start), committed: start, done: make(chan struct{})}
 	}
-	c.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Ints("partitions", ids))
+	c.rebalances.Add(1)
+	c.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Any("partitions", ids))
 	if c.cfg.onAssigned != nil {
-		c.cfg.onAssigned(map[string][]int{c.topic: ids})
+		c.cfg.onAssigned(ids)
 	}
 
-	for i, a := range assigned {
-		ps, a := parts[i], a
+	for i := range parts {
+		ps, start := parts[i], starts[i]
 		gen.Start(func(genCtx context.Context) {
-			s.consumePartition(genCtx, ps, a.Offset)
+			s.consumePartition(genCtx, ps, start)
 			<-genCtx.Done() // returning early would end the generation
 		})
 	}
@@ -298,7 +319,7 @@ func (s *session[T]) runGeneration(gen *kafka.Generation) {
 	gen.Start(func(genCtx context.Context) {
 		s.commitLoop(gen, genCtx, parts)
 		if c.cfg.onRevoked != nil {
-			c.cfg.onRevoked(map[string][]int{c.topic: ids})
+			c.cfg.onRevoked(ids)
 		}
 		close(final)
 		<-genCtx.Done()
@@ -355,20 +376,23 @@ loop:
 
 func (s *session[T]) commit(gen *kafka.Generation, parts []*partitionState, final bool) {
 	c := s.c
-	var offs map[int]int64
+	var offs map[string]map[int]int64
 	for _, ps := range parts {
 		if p := ps.tracker.CommitPoint(); p >= 0 && p > ps.committed {
 			if offs == nil {
-				offs = make(map[int]int64)
+				offs = make(map[string]map[int]int64)
 			}
-			offs[ps.id] = p
+			if offs[ps.topic] == nil {
+				offs[ps.topic] = make(map[int]int64)
+			}
+			offs[ps.topic][ps.id] = p
 		}
 	}
 	if offs == nil {
 		return
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- gen.CommitOffsets(map[string]map[int]int64{c.topic: offs}) }()
+	go func() { errc <- gen.CommitOffsets(offs) }()
 	var err error
 	select {
 	case err = <-errc:
@@ -385,10 +409,11 @@ func (s *session[T]) commit(gen *kafka.Generation, parts []*partitionState, fina
 		return
 	}
 	for _, ps := range parts {
-		if o, ok := offs[ps.id]; ok {
+		if o, ok := offs[ps.topic][ps.id]; ok {
 			ps.committed = o
 		}
 	}
+	c.commits.Add(1)
 	c.log.Debug("committed", zap.Int32("generation", gen.ID), zap.Any("offsets", offs))
 }
 
@@ -398,6 +423,9 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 	c := s.c
 	defer close(ps.done)
 	log := c.log.With(zap.Int("partition", ps.id))
+	if ps.tier > 0 {
+		log = log.With(zap.String("retry_topic", ps.topic))
+	}
 
 	// soft: stop fetching and retrying. hard: handlers' context, cancelled a
 	// shutdown timeout after soft.
@@ -425,7 +453,7 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 
 	rcfg := kafka.ReaderConfig{
 		Brokers:         c.brokers,
-		Topic:           c.topic,
+		Topic:           ps.topic,
 		Partition:       ps.id,
 		Dialer:          s.dialer,
 		MinBytes:        c.cfg.minBytes,
@@ -439,17 +467,17 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { log.Sugar().Infof(f, a...) }),
 	}
 	if err := rcfg.Validate(); err != nil {
-		s.fail(fmt.Errorf("mq: reader for %s[%d]: %w", c.topic, ps.id, err))
+		s.fail(fmt.Errorf("mq: reader for %s[%d]: %w", ps.topic, ps.id, err))
 		return
 	}
 	r := kafka.NewReader(rcfg)
 	defer func() { _ = r.Close() }()
 	if err := r.SetOffset(startOffset); err != nil {
-		s.fail(fmt.Errorf("mq: reader for %s[%d]: %w", c.topic, ps.id, err))
+		s.fail(fmt.Errorf("mq: reader for %s[%d]: %w", ps.topic, ps.id, err))
 		return
 	}
 
-	proc := &processor[T]{s: s, soft: soft, hard: hard, log: log}
+	proc := &processor[T]{s: s, soft: soft, hard: hard, log: log, tier: ps.tier}
 	fetchBackoff := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 	fetchFailures := 0
 	for {
@@ -469,76 +497,12 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 		if !ps.tracker.Begin(m.Offset) {
 			continue // already seen (never re-process below the commit point)
 		}
+		c.consumed.Add(1)
 		if !proc.process(&m) {
 			return // failed for good or stopping: leave it uncommitted
 		}
 		ps.tracker.Done(m.Offset)
 	}
-}
-
-type processor[T any] struct {
-	s    *session[T]
-	soft context.Context
-	hard context.Context
-	log  *zap.Logger
-}
-
-// process runs every handler on one message, retrying failed ones. It reports
-// false when the message did not complete (stop requested or failed for good).
-func (p *processor[T]) process(m *kafka.Message) bool {
-	c := p.s.c
-	v, err := c.codec.Decode(m.Value)
-	if err != nil {
-		derr := &DecodeError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: err}
-		p.log.Error("poison message: stopping the consumer", zap.Int64("offset", m.Offset), zap.Error(err))
-		p.s.fail(derr)
-		return false
-	}
-	msg := Message[T]{
-		Topic:         m.Topic,
-		Partition:     m.Partition,
-		Offset:        m.Offset,
-		Key:           m.Key,
-		Value:         v,
-		Headers:       m.Headers,
-		Time:          m.Time,
-		HighWaterMark: m.HighWaterMark,
-		Raw:           m.Value,
-	}
-	for i := range p.s.handlers {
-		h := &p.s.handlers[i]
-		bo := backoff.Policy{Initial: h.retry.InitialBackoff, Max: h.retry.MaxBackoff, Multiplier: h.retry.Multiplier, Jitter: h.retry.Jitter}
-		for attempt := 1; ; attempt++ {
-			err := h.h.Handle(p.hard, msg)
-			if err == nil {
-				break
-			}
-			if p.hard.Err() != nil {
-				// Stopped waiting for it: the shutdown timeout passed.
-				p.log.Warn("handler cancelled by the shutdown timeout; the message stays uncommitted",
-					zap.String("handler", h.name), zap.Int64("offset", m.Offset), zap.Error(err))
-				p.s.mu.Lock()
-				p.s.overran = true
-				p.s.mu.Unlock()
-				return false
-			}
-			fields := []zap.Field{zap.String("handler", h.name), zap.Int64("offset", m.Offset), zap.Int("attempt", attempt), zap.Error(err)}
-			var perr *PanicError
-			if errors.As(err, &perr) {
-				fields = append(fields, zap.ByteString("stack", perr.Stack))
-			}
-			if attempt >= h.retry.MaxAttempts {
-				p.log.Error("handler failed for good: stopping the consumer", fields...)
-				p.s.fail(&HandlerError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Handler: h.name, Attempts: attempt, Err: err})
-				return false
-			}
-			p.log.Warn("handler failed, retrying", fields...)
-			if !sleepCtx(p.soft, bo.Delay(attempt)) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

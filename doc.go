@@ -50,6 +50,13 @@
 // message) makes it return a [*DecodeError]. In both cases nothing past the
 // message is committed, so a restart delivers it again.
 //
+// Handlers can mark an error with [Permanent] to skip retries. What happens
+// to a message once its handlers gave up is chosen with [WithRecoverer]:
+// [StopRecoverer] (the default), [SkipRecoverer], [DeadLetterRecoverer], or
+// non-blocking retry topics with [RetryTopicRecoverer]. [Redrive] moves
+// dead-lettered messages back. [Middleware] wraps handlers ([Chain],
+// [Recover], [Timeout], [Retry], [Logging]).
+//
 // # Shutdown
 //
 // Cancelling Run's context, or calling [KafkaConsumer.Close], stops fetching,

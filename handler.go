@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"strings"
+	"time"
 )
 
 // Handler processes consumed messages. A [KafkaConsumer] calls every
@@ -70,8 +72,9 @@ type handlerOptionFunc func(*handlerConfig)
 func (f handlerOptionFunc) applyHandler(c *handlerConfig) { f(c) }
 
 type handlerConfig struct {
-	name  string
-	retry *RetryPolicy
+	name    string
+	retry   *RetryPolicy
+	timeout time.Duration
 }
 
 // WithHandlerName names the handler in logs and errors. The default is
@@ -121,5 +124,15 @@ func newRegisteredHandler[T any](index int, h Handler[T], defaultRetry RetryPoli
 		}
 		retry = *cfg.retry
 	}
-	return registeredHandler[T]{name: cfg.name, h: Recover[T]()(h), retry: retry}, nil
+	if cfg.timeout < 0 {
+		return registeredHandler[T]{}, fmt.Errorf("handler %q: %w", cfg.name, invalid("timeout %v must be >= 0", cfg.timeout))
+	}
+	if strings.Contains(cfg.name, ",") {
+		return registeredHandler[T]{}, fmt.Errorf("handler %q: %w", cfg.name, invalid("handler names must not contain commas"))
+	}
+	mw := []Middleware[T]{Recover[T]()}
+	if cfg.timeout > 0 {
+		mw = append(mw, Timeout[T](cfg.timeout))
+	}
+	return registeredHandler[T]{name: cfg.name, h: Chain(h, mw...), retry: retry}, nil
 }

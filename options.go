@@ -389,6 +389,7 @@ type consumerConfig struct {
 	onAssigned        func(map[string][]int)
 	onRevoked         func(map[string][]int)
 	dialer            *kafka.Dialer
+	recoverer         Recoverer
 }
 
 func defaultConsumerConfig() consumerConfig {
@@ -448,6 +449,9 @@ func (c *consumerConfig) validate() error {
 		if d/time.Millisecond >= math.MaxInt32 {
 			return invalid("%s %v is too large (max %v)", name, d, time.Duration(math.MaxInt32-1)*time.Millisecond)
 		}
+	}
+	if err := c.recoverer.validate(); err != nil {
+		return err
 	}
 	return c.retry.validate()
 }
@@ -547,4 +551,11 @@ func WithOnRevoked(fn func(revoked map[string][]int)) ConsumerOption {
 // not change it.
 func WithDialer(d *kafka.Dialer) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.dialer = d })
+}
+
+// WithRecoverer sets what happens to a message whose handlers gave up on it
+// or whose value cannot be decoded. This overrides the default
+// [StopRecoverer].
+func WithRecoverer(r Recoverer) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.recoverer = r })
 }

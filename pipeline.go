@@ -1,0 +1,432 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mqkit/mq/internal/backoff"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// processor runs the handler pipeline for one partition's messages.
+type processor[T any] struct {
+	s    *session[T]
+	soft context.Context // stop fetching, waiting and retrying
+	hard context.Context // handlers' context: cancelled a shutdown timeout after soft
+	log  *zap.Logger
+	tier int // 0 for the main topic, n for retry tier n
+}
+
+// handlerRun tracks one handler that has not yet succeeded on a message.
+type handlerRun struct {
+	idx      int
+	attempts int
+	next     time.Time
+	err      error
+}
+
+// failure describes a message the pipeline gave up on.
+type failure struct {
+	decode   bool
+	err      error
+	handlers []string // failing handlers
+	attempts int      // most calls of a failing handler, in this tier
+	done     []string // handlers that succeeded
+}
+
+// process runs the pipeline on one message and reports whether its offset may
+// be committed (handled, skipped, or safely moved to a retry or dead-letter
+// topic). It reports false when the consumer must stop or is stopping; the
+// message then stays uncommitted.
+func (p *processor[T]) process(m *kafka.Message) bool {
+	c := p.s.c
+	var done []string
+	if p.tier > 0 {
+		if !p.waitDue(m) {
+			return false
+		}
+		done = splitNames(header(m.Headers, HeaderHandlersDone))
+	}
+	v, err := c.codec.Decode(m.Value)
+	if err != nil {
+		c.decodeErrors.Add(1)
+		return p.recover(m, &failure{decode: true, err: err, done: done})
+	}
+	msg := Message[T]{
+		Topic:         m.Topic,
+		Partition:     m.Partition,
+		Offset:        m.Offset,
+		Key:           m.Key,
+		Value:         v,
+		Headers:       m.Headers,
+		Time:          m.Time,
+		HighWaterMark: m.HighWaterMark,
+		Raw:           m.Value,
+	}
+
+	// First round: every handler once, in order. Allocation-free when all succeed.
+	var pending []handlerRun
+	for i := range p.s.handlers {
+		h := &p.s.handlers[i]
+		if len(done) > 0 && contains(done, h.name) {
+			continue
+		}
+		err := h.h.Handle(p.hard, msg)
+		if err == nil {
+			c.handled.Add(1)
+			if pending != nil || p.tier > 0 {
+				done = append(done, h.name)
+			}
+			continue
+		}
+		if p.stoppedWaiting(h.name, m, err) {
+			return false
+		}
+		if pending == nil {
+			done = p.succeededBefore(i, done)
+		}
+		pending = append(pending, handlerRun{idx: i, attempts: 1, err: err})
+	}
+	if pending == nil {
+		return true
+	}
+
+	// Retry only the handlers that failed, each on its own backoff schedule.
+	var failed []handlerRun
+	for len(pending) > 0 {
+		now := time.Now()
+		still := pending[:0]
+		var wake time.Time
+		for _, run := range pending {
+			h := &p.s.handlers[run.idx]
+			if run.attempts > 0 && run.next.IsZero() {
+				// Just failed: decide whether to try again.
+				c.handlerErrors.Add(1)
+				fields := []zap.Field{zap.String("handler", h.name), zap.Int64("offset", m.Offset),
+					zap.Int("attempt", run.attempts), zap.Error(run.err)}
+				var perr *PanicError
+				if errors.As(run.err, &perr) {
+					fields = append(fields, zap.ByteString("stack", perr.Stack))
+				}
+				if IsPermanent(run.err) || run.attempts >= h.retry.MaxAttempts {
+					p.log.Warn("handler gave up on the message", fields...)
+					failed = append(failed, run)
+					continue
+				}
+				p.log.Warn("handler failed, retrying", fields...)
+				c.retries.Add(1)
+				bo := backoff.Policy{Initial: h.retry.InitialBackoff, Max: h.retry.MaxBackoff,
+					Multiplier: h.retry.Multiplier, Jitter: h.retry.Jitter}
+				run.next = now.Add(bo.Delay(run.attempts))
+			}
+			if now.Before(run.next) {
+				if wake.IsZero() || run.next.Before(wake) {
+					wake = run.next
+				}
+				still = append(still, run)
+				continue
+			}
+			run.attempts++
+			err := h.h.Handle(p.hard, msg)
+			if err == nil {
+				c.handled.Add(1)
+				done = append(done, h.name)
+				continue
+			}
+			if p.stoppedWaiting(h.name, m, err) {
+				return false
+			}
+			run.err, run.next = err, time.Time{}
+			still = append(still, run)
+		}
+		pending = still
+		if len(pending) == 0 {
+			break
+		}
+		if !wake.IsZero() && !sleepCtx(p.soft, time.Until(wake)) {
+			return false // stopping: leave the message uncommitted
+		}
+	}
+	if len(failed) == 0 {
+		return true
+	}
+	f := &failure{err: failed[0].err, done: done}
+	for _, run := range failed {
+		f.handlers = append(f.handlers, p.s.handlers[run.idx].name)
+		f.attempts = max(f.attempts, run.attempts)
+	}
+	return p.recover(m, f)
+}
+
+// succeededBefore lists the handlers before index i that ran successfully in
+// the first round (called once, when the first failure shows up).
+func (p *processor[T]) succeededBefore(i int, done []string) []string {
+	for j := 0; j < i; j++ {
+		name := p.s.handlers[j].name
+		if !contains(done, name) {
+			done = append(done, name)
+		}
+	}
+	return done
+}
+
+// stoppedWaiting reports, after a handler error, whether the handler's context
+// was cancelled by the shutdown timeout.
+func (p *processor[T]) stoppedWaiting(name string, m *kafka.Message, err error) bool {
+	if p.hard.Err() == nil {
+		return false
+	}
+	p.log.Warn("handler cancelled by the shutdown timeout; the message stays uncommitted",
+		zap.String("handler", name), zap.Int64("offset", m.Offset), zap.Error(err))
+	p.s.mu.Lock()
+	p.s.overran = true
+	p.s.mu.Unlock()
+	return true
+}
+
+// waitDue blocks a retry-tier partition until its message is due.
+func (p *processor[T]) waitDue(m *kafka.Message) bool {
+	due, err := strconv.ParseInt(header(m.Headers, HeaderDueTime), 10, 64)
+	if err != nil {
+		return true // no or bad due time: process now
+	}
+	wait := time.Until(time.UnixMilli(due))
+	if wait <= 0 {
+		return true
+	}
+	p.log.Debug("waiting for a retry to be due", zap.Int64("offset", m.Offset), zap.Duration("wait", wait))
+	return sleepCtx(p.soft, wait)
+}
+
+// recover applies the recoverer to a message the pipeline gave up on.
+func (p *processor[T]) recover(m *kafka.Message, f *failure) bool {
+	c := p.s.c
+	r := c.cfg.recoverer
+	fields := []zap.Field{zap.String("topic", m.Topic), zap.Int("partition", m.Partition),
+		zap.Int64("offset", m.Offset), zap.Strings("handlers", f.handlers), zap.Bool("decode", f.decode),
+		zap.Error(f.err)}
+	switch r.kind {
+	case recoverSkip:
+		p.log.Error("skipping a message that failed", fields...)
+		c.skipped.Add(1)
+		return true
+	case recoverDeadLetter:
+		return p.publish(r.deadLetterTopic(c.topic), m, f, 0)
+	case recoverRetryTopics:
+		if f.decode || p.tier >= len(r.delays) {
+			return p.publish(r.deadLetterTopic(c.topic), m, f, 0)
+		}
+		return p.publish(r.retryTopics(c.topic)[p.tier], m, f, p.tier+1)
+	}
+	if f.decode {
+		p.log.Error("poison message: stopping the consumer", fields...)
+		p.s.fail(&DecodeError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: f.err})
+		return false
+	}
+	p.log.Error("handler failed for good: stopping the consumer", fields...)
+	p.s.fail(&HandlerError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+		Handler: strings.Join(f.handlers, ","), Attempts: f.attempts, Err: f.err})
+	return false
+}
+
+// publish writes the failed message to a retry tier (tier > 0) or the
+// dead-letter topic (tier 0) and reports true once the broker acknowledged it.
+// A failed write is retried with backoff until it succeeds or the consumer
+// stops; nothing is committed meanwhile, so nothing is dropped.
+func (p *processor[T]) publish(topic string, m *kafka.Message, f *failure, tier int) bool {
+	c := p.s.c
+	out := Message[[]byte]{Key: m.Key, Value: m.Value, Headers: failureHeaders(m, f, c.group, tier, c.cfg.recoverer)}
+	bo := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
+	for attempt := 1; ; attempt++ {
+		pub, err := p.s.publisher(topic)
+		if err == nil {
+			_, err = pub.SendMessage(p.hard, out)
+		}
+		if err == nil {
+			if tier > 0 {
+				c.retryPublished.Add(1)
+				p.log.Info("message moved to a retry topic", zap.String("to", topic), zap.Int64("offset", m.Offset), zap.Error(f.err))
+			} else {
+				c.deadLettered.Add(1)
+				p.log.Error("message dead-lettered", zap.String("to", topic), zap.Int64("offset", m.Offset),
+					zap.Strings("handlers", f.handlers), zap.Bool("decode", f.decode), zap.Error(f.err))
+			}
+			return true
+		}
+		p.log.Error("cannot publish a failed message; retrying, nothing is committed meanwhile",
+			zap.String("to", topic), zap.Int64("offset", m.Offset), zap.Int("attempt", attempt), zap.Error(err))
+		if !sleepCtx(p.soft, bo.Delay(attempt)) {
+			return false
+		}
+	}
+}
+
+// failureHeaders keeps the message's own headers, keeps the mq-original-*
+// headers of an earlier failure, and sets the others afresh.
+func failureHeaders(m *kafka.Message, f *failure, group string, tier int, r Recoverer) []Header {
+	prevAttempts, _ := strconv.Atoi(header(m.Headers, HeaderAttempts))
+	out := make([]Header, 0, len(m.Headers)+12)
+	original := false
+	for _, h := range m.Headers {
+		switch h.Key {
+		case HeaderOriginalTopic:
+			original = true
+			out = append(out, h)
+		case HeaderOriginalPartition, HeaderOriginalOffset, HeaderOriginalTimestamp:
+			out = append(out, h)
+		case HeaderConsumerGroup, HeaderFailure, HeaderFailedHandler, HeaderError, HeaderAttempts,
+			HeaderRetryTier, HeaderDueTime, HeaderHandlersDone:
+			// replaced below
+		default:
+			out = append(out, h)
+		}
+	}
+	if !original {
+		out = append(out,
+			Header{Key: HeaderOriginalTopic, Value: []byte(m.Topic)},
+			Header{Key: HeaderOriginalPartition, Value: []byte(strconv.Itoa(m.Partition))},
+			Header{Key: HeaderOriginalOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+			Header{Key: HeaderOriginalTimestamp, Value: []byte(strconv.FormatInt(m.Time.UnixMilli(), 10))},
+		)
+	}
+	kind := "handler"
+	if f.decode {
+		kind = "decode"
+	}
+	out = append(out,
+		Header{Key: HeaderConsumerGroup, Value: []byte(group)},
+		Header{Key: HeaderFailure, Value: []byte(kind)},
+		Header{Key: HeaderFailedHandler, Value: []byte(strings.Join(f.handlers, ","))},
+		Header{Key: HeaderError, Value: []byte(f.err.Error())},
+		Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(prevAttempts + f.attempts))},
+	)
+	if len(f.done) > 0 {
+		out = append(out, Header{Key: HeaderHandlersDone, Value: []byte(strings.Join(f.done, ","))})
+	}
+	if tier > 0 {
+		due := time.Now().Add(r.delays[tier-1]).UnixMilli()
+		out = append(out,
+			Header{Key: HeaderRetryTier, Value: []byte(strconv.Itoa(tier))},
+			Header{Key: HeaderDueTime, Value: []byte(strconv.FormatInt(due, 10))},
+		)
+	}
+	return out
+}
+
+// publisher returns the session's producer for a retry or dead-letter topic.
+func (s *session[T]) publisher(topic string) (*Producer[[]byte], error) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	if p, ok := s.publishers[topic]; ok {
+		return p, nil
+	}
+	c := s.c
+	p, err := NewProducer[[]byte](c.brokers, topic,
+		WithCodec[[]byte](BytesCodec{}), WithLogger(c.cfg.logger), WithClientID(c.cfg.clientID),
+		WithTransport(s.transportLocked()), WithDeliveryTimeout(c.cfg.commitTimeout+10*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	if s.publishers == nil {
+		s.publishers = make(map[string]*Producer[[]byte])
+	}
+	s.publishers[topic] = p
+	return p, nil
+}
+
+// transportLocked returns the kafka-go transport shared by the session's
+// publishers, with the consumer's dialer settings. Called with pubMu held.
+func (s *session[T]) transportLocked() *kafka.Transport {
+	if s.tr == nil {
+		c := s.c
+		s.tr = &kafka.Transport{
+			Dial:        (&net.Dialer{Timeout: c.cfg.dialTimeout}).DialContext,
+			DialTimeout: c.cfg.dialTimeout,
+			ClientID:    c.cfg.clientID,
+			TLS:         s.dialer.TLS,
+			SASL:        s.dialer.SASLMechanism,
+			MetadataTTL: 2 * time.Second,
+		}
+	}
+	return s.tr
+}
+
+func (s *session[T]) closePublishers() {
+	s.pubMu.Lock()
+	pubs := s.publishers
+	s.publishers = nil
+	tr := s.tr
+	s.pubMu.Unlock()
+	for topic, p := range pubs {
+		if err := p.Close(); err != nil {
+			s.c.log.Error("closing a recovery publisher", zap.String("to", topic), zap.Error(err))
+		}
+	}
+	if tr != nil {
+		tr.CloseIdleConnections()
+	}
+}
+
+// checkRecoveryTopics makes Run fail fast when a retry or dead-letter topic
+// does not exist. Connection problems are left to the consumer's own retries.
+func (s *session[T]) checkRecoveryTopics(ctx context.Context) error {
+	c := s.c
+	topics := c.cfg.recoverer.Topics(c.topic)
+	if len(topics) == 0 {
+		return nil
+	}
+	tr := &kafka.Transport{
+		Dial:        (&net.Dialer{Timeout: c.cfg.dialTimeout}).DialContext,
+		DialTimeout: c.cfg.dialTimeout,
+		ClientID:    c.cfg.clientID,
+		TLS:         s.dialer.TLS,
+		SASL:        s.dialer.SASLMechanism,
+	}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr}
+	res, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		c.log.Warn("cannot check the recovery topics", zap.Strings("topics", topics), zap.Error(err))
+		return nil
+	}
+	for _, t := range res.Topics {
+		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+			return fmt.Errorf("mq: %s recoverer: topic %q does not exist (mq never creates topics; create %v): %w",
+				c.cfg.recoverer, t.Name, topics, t.Error)
+		}
+	}
+	return nil
+}
+
+func header(hs []kafka.Header, key string) string {
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].Key == key {
+			return string(hs[i].Value)
+		}
+	}
+	return ""
+}
+
+func splitNames(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
