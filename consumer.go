@@ -478,6 +478,11 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 	}
 
 	proc := &processor[T]{s: s, soft: soft, hard: hard, log: log, tier: ps.tier}
+	var lanes *laneSet[T]
+	if c.cfg.lanes > 1 && ps.tier == 0 {
+		lanes = startLanes(proc, ps, c.cfg.lanes)
+		defer lanes.stop()
+	}
 	fetchBackoff := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 	fetchFailures := 0
 	for {
@@ -498,6 +503,12 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 			continue // already seen (never re-process below the commit point)
 		}
 		c.consumed.Add(1)
+		if lanes != nil {
+			if !lanes.dispatch(soft, &m) {
+				return
+			}
+			continue
+		}
 		if !proc.process(&m) {
 			return // failed for good or stopping: leave it uncommitted
 		}

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -284,4 +285,55 @@ func TestShutdownTimeoutCancelsHandler(t *testing.T) {
 	committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, committed[0], "message 1 stays uncommitted")
+}
+
+// With lanes, messages of one partition with different keys are handled
+// concurrently while each key keeps its order, and commits stay contiguous.
+func TestLanesKeepPerKeyOrder(t *testing.T) {
+	const n, keys = 400, 16
+	topic := cluster.NewTopic(t, 1)
+	p := newProducer(t, topic)
+	var msgs []mq.Message[ChatMessage]
+	for i := 0; i < n; i++ {
+		k := "key-" + string(rune('a'+i%keys))
+		msgs = append(msgs, mq.Message[ChatMessage]{Key: []byte(k), Value: ChatMessage{ID: i, ConversationID: k}})
+	}
+	_, err := p.SendMessages(ctxT(t), msgs...)
+	require.NoError(t, err)
+	group := "g-" + topic
+
+	var mu sync.Mutex
+	lastByKey := map[string]int{}
+	outOfOrder := 0
+	var inFlight, maxInFlight atomic.Int32
+	seen := newRecorder()
+	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, fastConsumer(t, mq.WithLanes(8))...)
+	require.NoError(t, err)
+	require.NoError(t, c.RegisterHandlerFunc(func(ctx context.Context, m mq.Message[ChatMessage]) error {
+		cur := inFlight.Add(1)
+		for {
+			old := maxInFlight.Load()
+			if cur <= old || maxInFlight.CompareAndSwap(old, cur) {
+				break
+			}
+		}
+		time.Sleep(time.Millisecond) // I/O-like
+		inFlight.Add(-1)
+		mu.Lock()
+		if last, ok := lastByKey[m.Value.ConversationID]; ok && last > m.Value.ID {
+			outOfOrder++
+		}
+		lastByKey[m.Value.ConversationID] = m.Value.ID
+		mu.Unlock()
+		return seen.Handle(ctx, m)
+	}))
+	r := start(c)
+	require.Eventually(t, func() bool { return seen.count() >= n }, 30*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.stop(t))
+	assert.Zero(t, outOfOrder, "per-key order")
+	assert.Equal(t, n, seen.unique())
+	assert.Greater(t, maxInFlight.Load(), int32(1), "lanes run concurrently")
+	committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
+	require.NoError(t, err)
+	assert.EqualValues(t, n, committed[0])
 }
