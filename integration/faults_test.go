@@ -70,4 +70,3 @@ func TestDeadLetterWriteFailureIsRetried(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 10, committed[0])
 }
-
