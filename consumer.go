@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqkit/mq/internal/backoff"
@@ -43,6 +44,8 @@ type KafkaConsumer[T any] struct {
 	log     *zap.Logger
 
 	consumerCounters
+	parts  atomic.Pointer[[]*partitionState] // current generation, for Stats and Health
+	joined atomic.Bool
 
 	mu       sync.Mutex
 	handlers []registeredHandler[T]
@@ -163,7 +166,8 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 
 	dialer := c.cfg.dialer
 	if dialer == nil {
-		dialer = &kafka.Dialer{ClientID: c.cfg.clientID, Timeout: c.cfg.dialTimeout, DualStack: true}
+		dialer = &kafka.Dialer{ClientID: c.cfg.clientID, Timeout: c.cfg.dialTimeout, DualStack: true,
+			TLS: c.cfg.tls, SASLMechanism: c.cfg.sasl}
 	}
 	topics := append([]string{c.topic}, c.cfg.recoverer.retryTopics(c.topic)...)
 	sugar := c.log.Sugar()
@@ -200,6 +204,10 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 			if runCtx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
+			if aerr := authError(err); errors.Is(aerr, ErrAuthentication) {
+				s.fail(fmt.Errorf("mq: consumer group %q: %w", c.group, aerr))
+				break
+			}
 			c.log.Warn("joining group failed, retrying", zap.Error(err))
 			continue
 		}
@@ -215,8 +223,24 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 	case <-time.After(c.cfg.shutdownTimeout + c.cfg.commitTimeout):
 		c.log.Error("leaving the group timed out")
 	}
+	c.setPartitions(nil)
+	c.joined.Store(false)
 	c.log.Info("consumer stopped")
 	return s.fatalErr()
+}
+
+func (c *KafkaConsumer[T]) isRunning() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running {
+		return false
+	}
+	select {
+	case <-c.doneCh:
+		return false
+	default:
+		return true
+	}
 }
 
 // Close stops a running consumer as cancelling Run's context does, and waits
@@ -279,6 +303,11 @@ type partitionState struct {
 	tracker   *offsets.Tracker
 	committed int64 // last committed offset, -1 if none
 	done      chan struct{}
+
+	// Read by Stats and health checks from other goroutines.
+	committedAt  atomic.Int64 // last committed offset, -1 if none
+	hwm          atomic.Int64 // high-water mark seen on the last fetch, -1 if none
+	lastProgress atomic.Int64 // UnixNano of the last completed message (or assignment)
 }
 
 // runGeneration consumes the partitions a generation assigned and returns
@@ -296,8 +325,12 @@ func (s *session[T]) runGeneration(gen *kafka.Generation) {
 			if start < 0 {
 				start = -1 // no commit yet: -1/-2 are sentinels, never offsets
 			}
-			parts = append(parts, &partitionState{topic: topic, tier: tier, id: a.ID,
-				tracker: offsets.New(start), committed: start, done: make(chan struct{})})
+			ps := &partitionState{topic: topic, tier: tier, id: a.ID,
+				tracker: offsets.New(start), committed: start, done: make(chan struct{})}
+			ps.committedAt.Store(start)
+			ps.hwm.Store(-1)
+			ps.lastProgress.Store(time.Now().UnixNano())
+			parts = append(parts, ps)
 			starts = append(starts, a.Offset)
 		}
 	}
@@ -306,6 +339,11 @@ func (s *session[T]) runGeneration(gen *kafka.Generation) {
 	if c.cfg.onAssigned != nil {
 		c.cfg.onAssigned(ids)
 	}
+	if obs := c.cfg.observer; obs != nil {
+		obs.Rebalanced(c.group, gen.ID, ids)
+	}
+	c.setPartitions(parts)
+	c.joined.Store(true)
 
 	for i := range parts {
 		ps, start := parts[i], starts[i]
@@ -321,6 +359,7 @@ func (s *session[T]) runGeneration(gen *kafka.Generation) {
 		if c.cfg.onRevoked != nil {
 			c.cfg.onRevoked(ids)
 		}
+		c.joined.Store(false)
 		close(final)
 		<-genCtx.Done()
 	})
@@ -411,6 +450,10 @@ func (s *session[T]) commit(gen *kafka.Generation, parts []*partitionState, fina
 	for _, ps := range parts {
 		if o, ok := offs[ps.topic][ps.id]; ok {
 			ps.committed = o
+			ps.committedAt.Store(o)
+			if obs := c.cfg.observer; obs != nil {
+				obs.Committed(c.group, ps.topic, ps.id, o)
+			}
 		}
 	}
 	c.commits.Add(1)
@@ -503,6 +546,7 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 			continue // already seen (never re-process below the commit point)
 		}
 		c.consumed.Add(1)
+		ps.hwm.Store(m.HighWaterMark)
 		if lanes != nil {
 			if !lanes.dispatch(soft, &m) {
 				return
@@ -513,6 +557,7 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 			return // failed for good or stopping: leave it uncommitted
 		}
 		ps.tracker.Done(m.Offset)
+		ps.lastProgress.Store(time.Now().UnixNano())
 	}
 }
 

@@ -3,6 +3,7 @@ package mq
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/mqkit/mq/internal/partition"
 	"github.com/segmentio/kafka-go"
@@ -40,6 +41,7 @@ func (ls *laneSet[T]) run(ch <-chan *kafka.Message) {
 			continue
 		}
 		ls.ps.tracker.Done(m.Offset)
+		ls.ps.lastProgress.Store(time.Now().UnixNano())
 	}
 }
 

@@ -1,11 +1,13 @@
 package mq
 
 import (
+	"crypto/tls"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"go.uber.org/zap"
 )
 
@@ -46,6 +48,9 @@ type commonConfig struct {
 	clientID    string
 	codec       any // Codec[T], checked against T by the constructor
 	dialTimeout time.Duration
+	observer    Observer
+	tls         *tls.Config
+	sasl        sasl.Mechanism
 }
 
 // WithLogger sets the zap logger. A nil logger, like the default, logs nothing.
@@ -391,6 +396,7 @@ type consumerConfig struct {
 	dialer            *kafka.Dialer
 	recoverer         Recoverer
 	lanes             int
+	stuckThreshold    time.Duration
 }
 
 func defaultConsumerConfig() consumerConfig {
@@ -412,6 +418,7 @@ func defaultConsumerConfig() consumerConfig {
 		retry:             DefaultRetryPolicy,
 		shutdownTimeout:   30 * time.Second,
 		lanes:             1,
+		stuckThreshold:    time.Minute,
 	}
 }
 
@@ -442,6 +449,8 @@ func (c *consumerConfig) validate() error {
 		return invalid("commit timeout %v must be > 0", c.commitTimeout)
 	case c.shutdownTimeout <= 0:
 		return invalid("shutdown timeout %v must be > 0", c.shutdownTimeout)
+	case c.stuckThreshold <= 0:
+		return invalid("stuck threshold %v must be > 0", c.stuckThreshold)
 	case c.lanes < 1 || c.lanes > 1024:
 		return invalid("lanes %d must be within [1, 1024]", c.lanes)
 	}

@@ -45,12 +45,40 @@ type failure struct {
 // topic). It reports false when the consumer must stop or is stopping; the
 // message then stays uncommitted.
 func (p *processor[T]) process(m *kafka.Message) bool {
+	if p.tier > 0 && !p.waitDue(m) {
+		return false
+	}
+	obs := p.s.c.cfg.observer
+	if obs == nil {
+		ok, _, _ := p.run(p.hard, m, nil)
+		return ok
+	}
+	info := &MessageInfo{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key,
+		Headers: m.Headers, Time: m.Time, HighWaterMark: m.HighWaterMark, Group: p.s.c.group}
+	start := time.Now()
+	ctx := obs.ProcessStarted(p.hard, *info)
+	ok, outcome, err := p.run(ctx, m, info)
+	obs.ProcessFinished(ctx, *info, outcome, time.Since(start), err)
+	return ok
+}
+
+// call runs one handler, reporting it to the observer when there is one.
+func (p *processor[T]) call(ctx context.Context, h *registeredHandler[T], msg Message[T], info *MessageInfo, attempt int) error {
+	if info == nil {
+		return h.h.Handle(ctx, msg)
+	}
+	start := time.Now()
+	err := h.h.Handle(ctx, msg)
+	p.s.c.cfg.observer.HandlerFinished(ctx, *info, h.name, attempt, time.Since(start), err)
+	return err
+}
+
+// run is process without the observer bookkeeping; ctx is the handlers'
+// context, info is nil when no observer is set.
+func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageInfo) (bool, Outcome, error) {
 	c := p.s.c
 	var done []string
 	if p.tier > 0 {
-		if !p.waitDue(m) {
-			return false
-		}
 		done = splitNames(header(m.Headers, HeaderHandlersDone))
 	}
 	v, err := c.codec.Decode(m.Value)
@@ -77,7 +105,7 @@ func (p *processor[T]) process(m *kafka.Message) bool {
 		if len(done) > 0 && contains(done, h.name) {
 			continue
 		}
-		err := h.h.Handle(p.hard, msg)
+		err := p.call(ctx, h, msg, info, 1)
 		if err == nil {
 			c.handled.Add(1)
 			if pending != nil || p.tier > 0 {
@@ -86,7 +114,7 @@ func (p *processor[T]) process(m *kafka.Message) bool {
 			continue
 		}
 		if p.stoppedWaiting(h.name, m, err) {
-			return false
+			return false, OutcomeAbandoned, err
 		}
 		if pending == nil {
 			done = p.succeededBefore(i, done)
@@ -94,7 +122,7 @@ func (p *processor[T]) process(m *kafka.Message) bool {
 		pending = append(pending, handlerRun{idx: i, attempts: 1, err: err})
 	}
 	if pending == nil {
-		return true
+		return true, OutcomeHandled, nil
 	}
 
 	// Retry only the handlers that failed, each on its own backoff schedule.
@@ -133,14 +161,14 @@ func (p *processor[T]) process(m *kafka.Message) bool {
 				continue
 			}
 			run.attempts++
-			err := h.h.Handle(p.hard, msg)
+			err := p.call(ctx, h, msg, info, run.attempts)
 			if err == nil {
 				c.handled.Add(1)
 				done = append(done, h.name)
 				continue
 			}
 			if p.stoppedWaiting(h.name, m, err) {
-				return false
+				return false, OutcomeAbandoned, err
 			}
 			run.err, run.next = err, time.Time{}
 			still = append(still, run)
@@ -150,11 +178,11 @@ func (p *processor[T]) process(m *kafka.Message) bool {
 			break
 		}
 		if !wake.IsZero() && !sleepCtx(p.soft, time.Until(wake)) {
-			return false // stopping: leave the message uncommitted
+			return false, OutcomeAbandoned, pending[0].err // stopping: leave the message uncommitted
 		}
 	}
 	if len(failed) == 0 {
-		return true
+		return true, OutcomeHandled, nil
 	}
 	f := &failure{err: failed[0].err, done: done}
 	for _, run := range failed {
@@ -205,7 +233,7 @@ func (p *processor[T]) waitDue(m *kafka.Message) bool {
 }
 
 // recover applies the recoverer to a message the pipeline gave up on.
-func (p *processor[T]) recover(m *kafka.Message, f *failure) bool {
+func (p *processor[T]) recover(m *kafka.Message, f *failure) (bool, Outcome, error) {
 	c := p.s.c
 	r := c.cfg.recoverer
 	fields := []zap.Field{zap.String("topic", m.Topic), zap.Int("partition", m.Partition),
@@ -215,24 +243,33 @@ func (p *processor[T]) recover(m *kafka.Message, f *failure) bool {
 	case recoverSkip:
 		p.log.Error("skipping a message that failed", fields...)
 		c.skipped.Add(1)
-		return true
+		return true, OutcomeSkipped, f.err
 	case recoverDeadLetter:
-		return p.publish(r.deadLetterTopic(c.topic), m, f, 0)
+		return published(p.publish(r.deadLetterTopic(c.topic), m, f, 0), OutcomeDeadLettered, f.err)
 	case recoverRetryTopics:
 		if f.decode || p.tier >= len(r.delays) {
-			return p.publish(r.deadLetterTopic(c.topic), m, f, 0)
+			return published(p.publish(r.deadLetterTopic(c.topic), m, f, 0), OutcomeDeadLettered, f.err)
 		}
-		return p.publish(r.retryTopics(c.topic)[p.tier], m, f, p.tier+1)
+		return published(p.publish(r.retryTopics(c.topic)[p.tier], m, f, p.tier+1), OutcomeRetryTopic, f.err)
 	}
 	if f.decode {
 		p.log.Error("poison message: stopping the consumer", fields...)
-		p.s.fail(&DecodeError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: f.err})
-		return false
+		err := &DecodeError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: f.err}
+		p.s.fail(err)
+		return false, OutcomeFailed, err
 	}
 	p.log.Error("handler failed for good: stopping the consumer", fields...)
-	p.s.fail(&HandlerError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
-		Handler: strings.Join(f.handlers, ","), Attempts: f.attempts, Err: f.err})
-	return false
+	herr := &HandlerError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+		Handler: strings.Join(f.handlers, ","), Attempts: f.attempts, Err: f.err}
+	p.s.fail(herr)
+	return false, OutcomeFailed, herr
+}
+
+func published(ok bool, outcome Outcome, err error) (bool, Outcome, error) {
+	if !ok {
+		return false, OutcomeAbandoned, err
+	}
+	return true, outcome, err
 }
 
 // publish writes the failed message to a retry tier (tier > 0) or the

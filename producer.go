@@ -66,11 +66,13 @@ type Producer[T any] struct {
 	pending int
 	idle    chan struct{} // closed while pending == 0
 
-	meta    atomic.Pointer[topicMeta]
-	metaMu  sync.Mutex
-	rr      atomic.Uint32
-	failed  atomic.Int64
-	lastErr atomic.Pointer[errBox]
+	meta      atomic.Pointer[topicMeta]
+	metaMu    sync.Mutex
+	rr        atomic.Uint32
+	sent      atomic.Int64
+	delivered atomic.Int64
+	failed    atomic.Int64
+	lastErr   atomic.Pointer[errBox]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -139,6 +141,8 @@ func NewProducer[T any](brokers []string, topic string, opts ...ProducerOption) 
 			ClientID:       cfg.clientID,
 			MetadataTTL:    2 * time.Second,
 			MetadataTopics: []string{topic},
+			TLS:            cfg.tls,
+			SASL:           cfg.sasl,
 		}
 		p.transport = tr
 	}
@@ -189,7 +193,7 @@ func (p *Producer[T]) SendMessage(ctx context.Context, msg Message[T]) (Result, 
 		}
 		return Result{Topic: p.topic, Partition: -1, Offset: -1}, nil
 	}
-	r, err := p.newRecord(msg)
+	r, err := p.newRecord(ctx, msg)
 	if err != nil {
 		return Result{}, err
 	}
@@ -220,7 +224,7 @@ func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]R
 	}
 	recs := make([]*record[T], len(msgs))
 	for i := range msgs {
-		r, err := p.newRecord(msgs[i])
+		r, err := p.newRecord(ctx, msgs[i])
 		if err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
@@ -281,7 +285,7 @@ func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]R
 // done runs on the partition's sender goroutine: keep it fast and do not call
 // blocking sends from it.
 func (p *Producer[T]) SendAsync(ctx context.Context, msg Message[T], done func(Message[T], error)) error {
-	r, err := p.newRecord(msg)
+	r, err := p.newRecord(ctx, msg)
 	if err != nil {
 		return err
 	}
@@ -376,6 +380,8 @@ type record[T any] struct {
 	err      error
 	offset   int64
 	logTime  time.Time
+	obsCtx   context.Context // set only with an observer
+	started  time.Time
 }
 
 func (r *record[T]) result() Result {
@@ -406,10 +412,16 @@ func (w *waiter) finish() {
 // recordOverhead approximates the per-record framing of the v2 format.
 const recordOverhead = 70
 
-func (p *Producer[T]) newRecord(msg Message[T]) (*record[T], error) {
+func (p *Producer[T]) newRecord(ctx context.Context, msg Message[T]) (*record[T], error) {
 	value, err := p.codec.Encode(msg.Value)
 	if err != nil {
 		return nil, fmt.Errorf("mq: encode: %w", err)
+	}
+	var obsCtx context.Context
+	var started time.Time
+	if o := p.cfg.observer; o != nil {
+		started = time.Now()
+		obsCtx, msg.Headers = o.SendStarted(ctx, p.topic, msg.Headers)
 	}
 	size := len(msg.Key) + len(value) + recordOverhead
 	for _, h := range msg.Headers {
@@ -422,7 +434,7 @@ func (p *Producer[T]) newRecord(msg Message[T]) (*record[T], error) {
 		msg.Time = time.Now()
 	}
 	msg.Topic = p.topic
-	return &record[T]{msg: msg, value: value, size: size, offset: -1}, nil
+	return &record[T]{msg: msg, value: value, size: size, offset: -1, obsCtx: obsCtx, started: started}, nil
 }
 
 func (p *Producer[T]) enqueue(ctx context.Context, r *record[T], urgent bool) error {
@@ -468,6 +480,7 @@ func (p *Producer[T]) enqueue(ctx context.Context, r *record[T], urgent bool) er
 		p.lanes[part] = l
 	}
 	p.addPending(1)
+	p.sent.Add(1)
 	if len(l.queue) == 0 {
 		l.oldest = time.Now()
 	}
@@ -496,7 +509,12 @@ func (p *Producer[T]) addPending(n int) {
 // complete reports one record's outcome, exactly once.
 func (p *Producer[T]) complete(r *record[T], err error) {
 	r.err = err
-	if err != nil {
+	if o := p.cfg.observer; o != nil && r.obsCtx != nil {
+		o.SendFinished(r.obsCtx, p.topic, r.msg.Partition, r.offset, time.Since(r.started), err)
+	}
+	if err == nil {
+		p.delivered.Add(1)
+	} else {
 		p.failed.Add(1)
 		p.lastErr.Store(&errBox{err})
 	}
@@ -555,6 +573,9 @@ func (p *Producer[T]) partitions(ctx context.Context) ([]int, error) {
 		// Keep using the last known layout rather than failing sends.
 		return m.partitions, nil
 	}
+	if errors.Is(authError(lastErr), ErrAuthentication) {
+		return nil, fmt.Errorf("mq: metadata for topic %q: %w", p.topic, authError(lastErr))
+	}
 	if errors.Is(lastErr, kafka.UnknownTopicOrPartition) {
 		return nil, fmt.Errorf("mq: topic %q does not exist (topics are never auto-created by mq): %w", p.topic, lastErr)
 	}
@@ -605,6 +626,9 @@ func (p *Producer[T]) pick(ctx context.Context, key []byte) (int, error) {
 
 // retriable reports whether a produce error may succeed when tried again.
 func retriable(err error) bool {
+	if errors.Is(authError(err), ErrAuthentication) {
+		return false
+	}
 	var routing *produceAPI.Error // no topic, partition or leader in the cached layout
 	if errors.As(err, &routing) {
 		return true
@@ -945,6 +969,7 @@ func (p *Producer[T]) failOrRetry(b *partBatch[T], err error) {
 		return
 	}
 	if !retriable(err) {
+		err = authError(err)
 		for _, r := range b.recs {
 			p.complete(r, fmt.Errorf("mq: produce to %s[%d]: %w", p.topic, b.lane.partition, err))
 		}

@@ -14,6 +14,9 @@ type ConsumerStats struct {
 	RetryPublished int64 // messages moved to a retry topic
 	Commits        int64 // successful offset commits
 	Rebalances     int64 // generations joined
+	// Partitions describes the partitions currently assigned (empty when
+	// not running), sorted by topic and partition.
+	Partitions []PartitionStats
 }
 
 type consumerCounters struct {
@@ -36,5 +39,28 @@ func (c *KafkaConsumer[T]) Stats() ConsumerStats {
 		RetryPublished: c.retryPublished.Load(),
 		Commits:        c.commits.Load(),
 		Rebalances:     c.rebalances.Load(),
+		Partitions:     c.partitionStats(),
+	}
+}
+
+// ProducerStats is a snapshot of a producer's counters since it was created.
+type ProducerStats struct {
+	Sent      int64 // messages accepted into the buffer
+	Delivered int64 // messages the broker acknowledged
+	Failed    int64 // messages that could not be delivered
+	Buffered  int64 // messages buffered or in flight right now
+}
+
+// Stats returns a snapshot of the producer's counters. It is safe to call at
+// any time.
+func (p *Producer[T]) Stats() ProducerStats {
+	p.pendMu.Lock()
+	buffered := p.pending
+	p.pendMu.Unlock()
+	return ProducerStats{
+		Sent:      p.sent.Load(),
+		Delivered: p.delivered.Load(),
+		Failed:    p.failed.Load(),
+		Buffered:  int64(buffered),
 	}
 }

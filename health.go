@@ -1,0 +1,160 @@
+package mq
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+)
+
+// PartitionStats describes one partition currently assigned to a consumer.
+type PartitionStats struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	// Committed is the last committed offset, -1 when none yet.
+	Committed int64 `json:"committed"`
+	// HighWaterMark is the partition's end offset as of the last fetch, -1
+	// before the first fetch.
+	HighWaterMark int64 `json:"high_water_mark"`
+	// Lag is HighWaterMark minus Committed (HighWaterMark when nothing is
+	// committed yet; 0 before the first fetch).
+	Lag int64 `json:"lag"`
+	// InFlight counts fetched messages not yet fully handled.
+	InFlight int `json:"in_flight"`
+	// LastProgress is when a message of the partition last completed, or
+	// when it was assigned.
+	LastProgress time.Time `json:"last_progress"`
+}
+
+func (c *KafkaConsumer[T]) setPartitions(parts []*partitionState) {
+	if parts == nil {
+		c.parts.Store(nil)
+		return
+	}
+	c.parts.Store(&parts)
+}
+
+func (c *KafkaConsumer[T]) partitionStats() []PartitionStats {
+	p := c.parts.Load()
+	if p == nil {
+		return nil
+	}
+	out := make([]PartitionStats, 0, len(*p))
+	for _, ps := range *p {
+		st := PartitionStats{
+			Topic:         ps.topic,
+			Partition:     ps.id,
+			Committed:     ps.committedAt.Load(),
+			HighWaterMark: ps.hwm.Load(),
+			InFlight:      ps.tracker.InFlight(),
+			LastProgress:  time.Unix(0, ps.lastProgress.Load()),
+		}
+		switch {
+		case st.HighWaterMark < 0:
+		case st.Committed < 0:
+			st.Lag = st.HighWaterMark // nothing committed yet: counted from offset 0
+		case st.HighWaterMark > st.Committed:
+			st.Lag = st.HighWaterMark - st.Committed
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out
+}
+
+// HealthReport is the consumer's view of its own health.
+type HealthReport struct {
+	// Ready: Run is running and the member holds an assignment from the
+	// current group generation (an empty one makes it a hot standby).
+	Ready bool `json:"ready"`
+	// Live: Run is running and no partition is stuck (see Stuck).
+	Live bool `json:"live"`
+	// Reason explains a false Ready or Live.
+	Reason string `json:"reason,omitempty"`
+	// Stuck lists partitions with work in flight (or lag) but no completed
+	// message for longer than the stuck threshold ([WithStuckThreshold]):
+	// typically a handler that hangs or keeps failing.
+	Stuck      []PartitionStats `json:"stuck,omitempty"`
+	Partitions []PartitionStats `json:"partitions"`
+}
+
+// Health reports readiness and liveness; see [HealthReport].
+func (c *KafkaConsumer[T]) Health() HealthReport {
+	r := HealthReport{Partitions: c.partitionStats()}
+	running := c.isRunning()
+	switch {
+	case !running:
+		r.Reason = "not running"
+		return r
+	case !c.joined.Load():
+		r.Reason = "not in a group generation (joining or rebalancing)"
+		r.Live = true
+	default:
+		r.Ready, r.Live = true, true
+	}
+	now := time.Now()
+	for _, p := range r.Partitions {
+		idle := p.InFlight == 0 && p.Lag == 0
+		if !idle && now.Sub(p.LastProgress) > c.cfg.stuckThreshold {
+			r.Stuck = append(r.Stuck, p)
+		}
+	}
+	if len(r.Stuck) > 0 {
+		r.Live = false
+		r.Reason = fmt.Sprintf("%d partition(s) made no progress for more than %v", len(r.Stuck), c.cfg.stuckThreshold)
+	}
+	return r
+}
+
+// Ready returns nil when the consumer is running and holds a group
+// assignment, or an error saying why not.
+func (c *KafkaConsumer[T]) Ready() error {
+	if r := c.Health(); !r.Ready {
+		return errors.New("mq: not ready: " + r.Reason)
+	}
+	return nil
+}
+
+// Live returns nil when the consumer is running and no partition is stuck,
+// or an error saying why not.
+func (c *KafkaConsumer[T]) Live() error {
+	if r := c.Health(); !r.Live {
+		return errors.New("mq: not live: " + r.Reason)
+	}
+	return nil
+}
+
+// HealthHandler serves the health report as JSON: "/readyz" answers 200 when
+// [KafkaConsumer.Ready] holds and 503 otherwise, "/livez" the same for
+// [KafkaConsumer.Live], and any other path the full report (200).
+func (c *KafkaConsumer[T]) HealthHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r := c.Health()
+		status := http.StatusOK
+		switch {
+		case hasSuffix(req.URL.Path, "/readyz") && !r.Ready, hasSuffix(req.URL.Path, "/livez") && !r.Live:
+			status = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(r)
+	})
+}
+
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
+
+// WithStuckThreshold sets how long a partition with work to do may go
+// without completing a message before health checks call it stuck. This
+// overrides the default of 1 minute.
+func WithStuckThreshold(d time.Duration) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.stuckThreshold = d })
+}

@@ -1,0 +1,117 @@
+package mq
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// WithTLS makes every connection the producer or consumer opens (produce,
+// fetch, group coordination, retry and dead-letter writes) use TLS with cfg.
+// Build cfg yourself or with [TLSConfig]. A nil cfg, like the default, means
+// plaintext. It is ignored by a producer given [WithTransport] and a consumer
+// given [WithDialer]: configure those directly.
+func WithTLS(cfg *tls.Config) Option {
+	return commonOption(func(c *commonConfig) { c.tls = cfg })
+}
+
+// WithSASL makes every connection authenticate with the SASL mechanism m
+// (see [SASLPlain] and [SASLScram]). Credentials are never logged and never
+// appear in errors returned by mq. The default is no authentication.
+func WithSASL(m sasl.Mechanism) Option {
+	return commonOption(func(c *commonConfig) { c.sasl = m })
+}
+
+// SASLPlain returns the PLAIN mechanism. Use it only over TLS: the password
+// travels in clear text otherwise.
+func SASLPlain(username, password string) sasl.Mechanism {
+	return plain.Mechanism{Username: username, Password: password}
+}
+
+// ScramAlgorithm selects the hash of SCRAM authentication.
+type ScramAlgorithm int
+
+// SCRAM hashes.
+const (
+	ScramSHA256 ScramAlgorithm = iota + 1
+	ScramSHA512
+)
+
+// SASLScram returns the SCRAM-SHA-256 or SCRAM-SHA-512 mechanism.
+func SASLScram(algo ScramAlgorithm, username, password string) (sasl.Mechanism, error) {
+	var a scram.Algorithm
+	switch algo {
+	case ScramSHA256:
+		a = scram.SHA256
+	case ScramSHA512:
+		a = scram.SHA512
+	default:
+		return nil, invalid("unknown SCRAM algorithm %d", int(algo))
+	}
+	m, err := scram.Mechanism(a, username, password)
+	if err != nil {
+		return nil, fmt.Errorf("mq: scram: %w", err) // never includes the password
+	}
+	return m, nil
+}
+
+// TLSFiles names PEM files for [TLSConfig]. All are optional: no CAFile uses
+// the system roots; CertFile and KeyFile together enable client certificates.
+type TLSFiles struct {
+	CAFile   string
+	CertFile string
+	KeyFile  string
+	// ServerName overrides the name checked in the broker's certificate.
+	ServerName string
+}
+
+// TLSConfig builds a TLS client configuration (TLS 1.2 or newer) from PEM files.
+func TLSConfig(f TLSFiles) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName}
+	if f.CAFile != "" {
+		pem, err := os.ReadFile(f.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mq: tls: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mq: tls: no certificate found in %s", f.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if (f.CertFile == "") != (f.KeyFile == "") {
+		return nil, invalid("tls: a client certificate needs both CertFile and KeyFile")
+	}
+	if f.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mq: tls: client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// ErrAuthentication wraps errors that mean the broker refused the
+// credentials or the SASL mechanism. Such errors are never retried.
+var ErrAuthentication = errors.New("mq: authentication failed")
+
+// authError wraps err with ErrAuthentication when it is an authentication
+// failure, and returns it unchanged otherwise.
+func authError(err error) error {
+	if err == nil || errors.Is(err, ErrAuthentication) {
+		return err
+	}
+	if errors.Is(err, kafka.SASLAuthenticationFailed) || errors.Is(err, kafka.UnsupportedSASLMechanism) ||
+		errors.Is(err, kafka.IllegalSASLState) || errors.Is(err, kafka.ClusterAuthorizationFailed) {
+		return fmt.Errorf("%w: %w", ErrAuthentication, err)
+	}
+	return err
+}
