@@ -1,0 +1,58 @@
+package mq
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mqkit/mq/internal/offsets"
+	"github.com/segmentio/kafka-go"
+)
+
+type benchEvent struct{ ID int }
+
+// nopCodec decodes without allocating, so the benchmarks measure the
+// consumer's own per-message path.
+var nopCodec = CodecFuncs[benchEvent]{
+	EncodeFunc: func(benchEvent) ([]byte, error) { return nil, nil },
+	DecodeFunc: func([]byte) (benchEvent, error) { return benchEvent{ID: 1}, nil },
+}
+
+func benchProcessor(b *testing.B, handlers int, opts ...ConsumerOption) (*processor[benchEvent], *partitionState) {
+	b.Helper()
+	c, err := NewKafkaConsumer[benchEvent]([]string{"127.0.0.1:9092"}, "t", "g", append([]ConsumerOption{WithCodec[benchEvent](nopCodec)}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < handlers; i++ {
+		if err := c.RegisterHandlerFunc(func(context.Context, Message[benchEvent]) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	s := &session[benchEvent]{c: c, handlers: c.handlers, runCtx: ctx, stop: func() {}, userCtx: ctx, topics: []string{"t"}}
+	ps := &partitionState{topic: "t", tracker: offsets.New(-1)}
+	return &processor[benchEvent]{s: s, soft: ctx, hard: ctx, log: c.log}, ps
+}
+
+// BenchmarkDispatch measures the per-message consumer path without the codec
+// and without fetching: tracker bookkeeping, the handler pipeline (with the
+// panic-recovery middleware) and counters.
+func BenchmarkDispatch(b *testing.B) {
+	for _, n := range []int{1, 2} {
+		b.Run(map[int]string{1: "handlers=1", 2: "handlers=2"}[n], func(b *testing.B) {
+			p, ps := benchProcessor(b, n)
+			m := kafka.Message{Topic: "t", Value: []byte(`{}`), Time: time.Now()}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m.Offset = int64(i)
+				ps.tracker.Begin(m.Offset)
+				if !p.process(&m) {
+					b.Fatal("not processed")
+				}
+				ps.tracker.Done(m.Offset)
+			}
+		})
+	}
+}
