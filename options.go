@@ -145,8 +145,10 @@ type Acks int
 
 // Acknowledgement levels.
 const (
-	// AcksNone does not wait for the broker: messages may be lost silently
-	// and offsets are unknown (-1). Use only where loss is acceptable.
+	// AcksNone does not wait for the broker: messages may be lost silently,
+	// offsets are unknown (-1), and messages of a partition may be written
+	// out of order (kafka-go may use several connections at once). Use only
+	// where loss and reordering are acceptable.
 	AcksNone Acks = 0
 	// AcksLeader waits for the leader's local write.
 	AcksLeader Acks = 1

@@ -660,6 +660,7 @@ type lane[T any] struct {
 	oldest    time.Time
 	retryAt   time.Time
 	backoff   time.Duration
+	single    int // records to send one per request (after MESSAGE_TOO_LARGE)
 }
 
 type partBatch[T any] struct {
@@ -753,7 +754,12 @@ func (p *Producer[T]) collect() (batches []*partBatch[T], next time.Time, done b
 			continue
 		}
 		k, size := 0, 0
-		for k < n && k < p.cfg.batchSize {
+		limit := p.cfg.batchSize
+		if l.single > 0 {
+			limit = 1
+			l.single--
+		}
+		for k < n && k < limit {
 			s := l.queue[k].size
 			if k > 0 && size+s > p.cfg.batchBytes {
 				break
@@ -929,6 +935,10 @@ func (p *Producer[T]) produce(group []*partBatch[T]) {
 					p.complete(r, fmt.Errorf("mq: produce to %s[%d]: batch rejected because of another record: %w", p.topic, b.lane.partition, kerr))
 				}
 			}
+		case rp.ErrorCode == int16(kafka.MessageSizeTooLarge) && len(b.recs) > 1:
+			// One record is too large for the broker: send the batch's
+			// records one by one so that only the culprit fails.
+			p.requeue(b, len(b.recs), 0, nil)
 		case rp.ErrorCode != 0:
 			err := error(kafka.Error(rp.ErrorCode))
 			if rp.ErrorMessage != "" {
@@ -987,9 +997,22 @@ func (p *Producer[T]) failOrRetry(b *partBatch[T], err error) {
 	} else {
 		l.backoff = min(l.backoff*2, time.Second)
 	}
-	l.retryAt = time.Now().Add(l.backoff)
+	backoff := l.backoff
+	p.qmu.Unlock()
+	p.requeue(b, 0, backoff, err)
+}
+
+// requeue puts a batch back at the head of its partition, to be sent after
+// backoff; single > 0 makes the next single records leave one per request.
+func (p *Producer[T]) requeue(b *partBatch[T], single int, backoff time.Duration, err error) {
+	p.qmu.Lock()
+	l := b.lane
+	l.retryAt = time.Now().Add(backoff)
 	l.queue = append(b.recs, l.queue...)
 	l.bytes += b.size
+	if single > l.single {
+		l.single = single
+	}
 	p.qmu.Unlock()
 	p.signal()
 }

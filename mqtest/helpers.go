@@ -348,11 +348,23 @@ func (c *Cluster) Produce(ctx context.Context, topic string, msgs ...kafka.Messa
 		})
 	}
 	for _, p := range order {
+		if err := c.producePartition(ctx, topic, p, byPart[p]); err != nil {
+			return fmt.Errorf("mqtest: producing %d records to %q partition %d: %w", len(byPart[p]), topic, p, err)
+		}
+	}
+	return nil
+}
+
+// producePartition writes records to one partition, retrying errors the
+// broker calls temporary (a leader that is still being elected right after
+// the topic was created, for instance) until ctx ends.
+func (c *Cluster) producePartition(ctx context.Context, topic string, p int, records []kafka.Record) error {
+	for attempt := 1; ; attempt++ {
 		resp, err := c.client.Produce(ctx, &kafka.ProduceRequest{
 			Topic:        topic,
 			Partition:    p,
 			RequiredAcks: kafka.RequireAll,
-			Records:      kafka.NewRecordReader(byPart[p]...),
+			Records:      kafka.NewRecordReader(records...),
 		})
 		if err == nil && resp != nil {
 			err = resp.Error
@@ -363,11 +375,18 @@ func (c *Cluster) Produce(ctx context.Context, topic string, msgs ...kafka.Messa
 				}
 			}
 		}
-		if err != nil {
-			return fmt.Errorf("mqtest: producing %d records to %q partition %d: %w", len(byPart[p]), topic, p, err)
+		var kerr kafka.Error
+		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() || attempt >= 50 {
+			return err
+		}
+		t := time.NewTimer(time.Duration(min(attempt, 10)) * 50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
 		}
 	}
-	return nil
 }
 
 // ReadAll reads topic from the beginning of every partition, without a
