@@ -400,7 +400,9 @@ func startHelperConsumer(t *testing.T, topic, group string) *helperConsumer {
 	t.Helper()
 	h := &helperConsumer{seen: map[int]int{}, done: make(chan struct{})}
 	h.cmd = exec.Command(os.Args[0], "-test.run=^TestHelperProcessConsumer$", "-test.count=1")
-	h.cmd.Env = append(os.Environ(), envHelper+"=consumer", envHelperTopic+"="+topic, envHelperGroup+"="+group)
+	h.cmd.Env = append(os.Environ(), envHelper+"=consumer", envHelperTopic+"="+topic, envHelperGroup+"="+group,
+		// The child joins this cluster, whatever mode started it.
+		mqtest.EnvMode+"="+string(mqtest.ModeExternal), mqtest.EnvBrokers+"="+strings.Join(cluster.Addrs(), ","))
 	h.cmd.Stderr = &h.stderr
 	stdin, err := h.cmd.StdinPipe() // held open: the child exits when it closes
 	require.NoError(t, err)

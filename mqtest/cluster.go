@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -28,9 +29,11 @@ const (
 	// embeddedMinSessionTimeout replaces kfake's 6 s minimum group session
 	// timeout so consumer-group tests can use short session timeouts.
 	embeddedMinSessionTimeout = 100 * time.Millisecond
-	// newTimeout bounds broker start-up in New and topic creation in
-	// NewTopic.
+	// newTimeout bounds topic creation in NewTopic.
 	newTimeout = time.Minute
+	// startTimeout bounds broker start-up in New; starting a container may
+	// include pulling its image.
+	startTimeout = containerStartTimeout
 )
 
 // Cluster is a Kafka broker for tests together with an admin client for it.
@@ -41,6 +44,8 @@ type Cluster struct {
 	mode              Mode
 	addrs             []string
 	kf                *kfake.Cluster
+	container         *tckafka.KafkaContainer // ModeContainer only
+	terminate         func() error            // ModeContainer only: removes the container
 	transport         *kafka.Transport
 	client            *kafka.Client
 	defaultPartitions int
@@ -94,8 +99,7 @@ func NewCluster(ctx context.Context, opts ...Option) (*Cluster, error) {
 	case ModeExternal:
 		return newExternal(ctx, cfg, brokers)
 	case ModeContainer:
-		return nil, fmt.Errorf("%w: %q mode (testcontainers) is not implemented; use %s=%s, or %s=%s with %s=host:port",
-			ErrModeNotAvailable, ModeContainer, EnvMode, ModeEmbedded, EnvMode, ModeExternal, EnvBrokers)
+		return newContainer(ctx, cfg)
 	default:
 		_, err := parseMode(string(mode))
 		return nil, err
@@ -169,7 +173,7 @@ func newTransport(metadataTopics []string) *kafka.Transport {
 // t.Fatalf if the broker cannot be started or reached. It never skips.
 func New(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), newTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	c, err := NewCluster(ctx, opts...)
 	if err != nil {
@@ -201,14 +205,20 @@ func (c *Cluster) Client() *kafka.Client { return c.client }
 func (c *Cluster) Kfake() *kfake.Cluster { return c.kf }
 
 // Close closes the helper client's connections and, in [ModeEmbedded],
-// shuts the fake broker down. External brokers are left running. Close is
-// idempotent: later calls return the first call's result.
+// shuts the fake broker down; in [ModeContainer] it kills and removes the
+// container. External brokers are left running. Close is idempotent: later
+// calls return the first call's result.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		c.transport.CloseIdleConnections()
 		if c.kf != nil {
 			c.kf.Close()
+		}
+		if c.terminate != nil {
+			if err := c.terminate(); err != nil {
+				c.closeErr = fmt.Errorf("mqtest: removing the Kafka container: %w", err)
+			}
 		}
 	})
 	return c.closeErr
@@ -218,7 +228,7 @@ func (c *Cluster) Close() error {
 // given number of partitions (the default partition count if zero or fewer)
 // and returns its name. It stops the test with t.Fatalf on failure. On
 // external brokers it registers a t.Cleanup that deletes the topic; embedded
-// topics disappear with the broker.
+// and container topics disappear with the broker.
 func (c *Cluster) NewTopic(t testing.TB, partitions int) string {
 	t.Helper()
 	topic := UniqueName(t.Name())
@@ -227,7 +237,7 @@ func (c *Cluster) NewTopic(t testing.TB, partitions int) string {
 	if err := c.CreateTopic(ctx, topic, partitions); err != nil {
 		t.Fatalf("mqtest: NewTopic: %v", err)
 	}
-	if c.mode != ModeEmbedded {
+	if c.mode == ModeExternal {
 		t.Cleanup(func() {
 			if c.closed.Load() {
 				return

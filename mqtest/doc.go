@@ -2,7 +2,8 @@
 // net/http/httptest.
 //
 // A [Cluster] is either an in-process fake broker (franz-go's kfake), an
-// external broker you already run, or — later — a broker in a container. Tests
+// external broker you already run, or a real broker in a Docker container
+// started with testcontainers-go. Tests
 // get broker addresses from [Cluster.Addrs] and use the helpers on [Cluster]
 // to create topics, write raw records, read records back and inspect offsets.
 // The helpers speak to the broker with segmentio/kafka-go's [kafka.Client], the
@@ -32,7 +33,8 @@
 // A mode that was asked for explicitly and cannot start is an error: mqtest
 // never falls back to another mode and never skips a test. In particular
 // [ModeExternal] without addresses, an unreachable external broker, and
-// [ModeContainer] (not implemented yet, see [ErrModeNotAvailable]) all fail.
+// [ModeContainer] without Docker or without its image (see
+// [ErrModeNotAvailable]) all fail.
 //
 // # The embedded broker
 //
@@ -43,6 +45,29 @@
 // use short session timeouts. kfake has no replication, quotas or
 // throttling, so acknowledgement and fail-over behaviour still needs a real
 // broker; [Cluster.Kfake] exposes the fake for fault injection.
+//
+// # The container broker
+//
+// [ModeContainer] runs testcontainers-go's kafka module (KRaft, one combined
+// broker and controller) with the image from [WithContainerImage], the
+// KAFKA_TEST_IMAGE environment variable ([EnvContainerImage]) or
+// [DefaultContainerImage] (confluentinc/confluent-local, pulled on first
+// use). Any image with the confluent-local layout works; the repository's
+// scripts/kafka-image/build.sh builds local/kafka:<version> from Apache
+// Kafka's Maven Central jars without a registry. mqtest turns off topic
+// auto-creation and lowers group.min.session.timeout.ms to 100 ms, as in
+// embedded mode; [WithContainerCustomizers] changes anything else.
+// [Cluster.Container] gives access to the container (Exec, Logs).
+//
+// testcontainers-go reads its usual settings: DOCKER_HOST, and
+// TESTCONTAINERS_RYUK_DISABLED=true where its resource reaper image
+// (testcontainers/ryuk) cannot be pulled (containers of a killed test
+// process then stay behind), and TESTCONTAINERS_HOST_OVERRIDE when the
+// mapped ports are not reachable at the address it guesses (tests running
+// inside a container). Start-up takes seconds (about 10 to 25 with a
+// local image on a small machine) and is bounded by the context given to
+// [NewCluster], or by 5 minutes when it has no deadline; share one Cluster
+// per package (TestMain) where possible.
 //
 // # Topics and kafka-go metadata caches
 //
@@ -59,6 +84,6 @@
 // # Cleanup
 //
 // [Cluster.Close] closes the helper client's connections and, in embedded
-// mode, stops the fake broker. It is idempotent. [New] registers it with
-// t.Cleanup.
+// mode, stops the fake broker; in container mode it kills and removes the
+// container. It is idempotent. [New] registers it with t.Cleanup.
 package mqtest

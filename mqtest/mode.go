@@ -18,9 +18,13 @@ const (
 	// given with [WithBrokers] or in the KAFKA_BROKERS environment variable.
 	ModeExternal Mode = "external"
 
-	// ModeContainer will start a real Kafka broker in a container with
-	// testcontainers-go. It is a placeholder for now: [NewCluster] returns
-	// an error wrapping [ErrModeNotAvailable] when it is selected.
+	// ModeContainer starts a real Kafka broker in a Docker container with
+	// testcontainers-go's kafka module, from the image named by
+	// [WithContainerImage], the KAFKA_TEST_IMAGE environment variable
+	// ([EnvContainerImage]) or [DefaultContainerImage]. [Cluster.Close]
+	// removes the container. Without a Docker daemon, or when the image is
+	// neither present locally nor pullable, [NewCluster] fails with an
+	// error wrapping [ErrModeNotAvailable].
 	ModeContainer Mode = "container"
 )
 
@@ -38,12 +42,23 @@ const (
 	// list of host:port broker addresses for [ModeExternal]. When it is set
 	// and no mode was chosen, [ModeExternal] is used.
 	EnvBrokers = "KAFKA_BROKERS"
+
+	// EnvContainerImage names the environment variable holding the Kafka
+	// image [ModeContainer] starts when [WithContainerImage] is not given.
+	// The image must have the layout of confluentinc/confluent-local, which
+	// testcontainers-go's kafka module expects; the repository's
+	// scripts/kafka-image/build.sh builds such an image (local/kafka:<version>)
+	// from Apache Kafka's Maven Central jars without any registry.
+	EnvContainerImage = "KAFKA_TEST_IMAGE"
 )
 
 var (
 	// ErrModeNotAvailable is returned (wrapped) by [NewCluster] when the
-	// selected [Mode] is not implemented yet; today that is [ModeContainer].
-	ErrModeNotAvailable = errors.New("mqtest: broker mode not available yet")
+	// selected [Mode] cannot be used in this environment: for
+	// [ModeContainer], when no Docker daemon answers, when the image is
+	// neither present locally nor pullable, or when testcontainers' resource
+	// reaper (ryuk) cannot start.
+	ErrModeNotAvailable = errors.New("mqtest: broker mode not available")
 
 	// ErrNoBrokers is returned (wrapped) by [NewCluster] when [ModeExternal]
 	// is selected but no broker addresses were given.

@@ -347,6 +347,8 @@ func TestExternalAgainstEmbedded(t *testing.T) {
 
 func TestContainerModeNotAvailable(t *testing.T) {
 	clearEnv(t)
+	// An image that exists nowhere: fails with and without Docker.
+	t.Setenv(mqtest.EnvContainerImage, "mqtest.invalid/no-such-kafka:0")
 	for name, set := range map[string]func(t *testing.T) []mqtest.Option{
 		"option": func(*testing.T) []mqtest.Option { return []mqtest.Option{mqtest.WithMode(mqtest.ModeContainer)} },
 		"env": func(t *testing.T) []mqtest.Option {
