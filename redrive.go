@@ -2,12 +2,14 @@ package mq
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sort"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"go.uber.org/zap"
 )
 
@@ -27,6 +29,14 @@ type redriveConfig struct {
 	dryRun  bool
 	logger  *zap.Logger
 	timeout time.Duration
+	tls     *tls.Config
+	sasl    sasl.Mechanism
+}
+
+// WithRedriveSecurity makes Redrive connect with TLS and/or SASL (either may
+// be nil), as [WithTLS] and [WithSASL] do for producers and consumers.
+func WithRedriveSecurity(tlsConfig *tls.Config, mechanism sasl.Mechanism) RedriveOption {
+	return redriveOptionFunc(func(c *redriveConfig) { c.tls, c.sasl = tlsConfig, mechanism })
 }
 
 // WithRedriveTarget sends every message to topic instead of the topic named by
@@ -103,7 +113,8 @@ func Redrive(ctx context.Context, brokers []string, deadLetterTopic string, opts
 		return stats, invalid("dead-letter topic must not be empty")
 	}
 	log := logger(cfg.logger).With(zap.String("dead_letter_topic", deadLetterTopic))
-	tr := &kafka.Transport{Dial: (&net.Dialer{Timeout: cfg.timeout}).DialContext, ClientID: "mq-redrive"}
+	tr := &kafka.Transport{Dial: (&net.Dialer{Timeout: cfg.timeout}).DialContext, ClientID: "mq-redrive",
+		TLS: cfg.tls, SASL: cfg.sasl}
 	defer tr.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: cfg.timeout}
 
@@ -199,7 +210,8 @@ func Redrive(ctx context.Context, brokers []string, deadLetterTopic string, opts
 func redrivePartition(ctx context.Context, brokers []string, topic string, part int, from, end int64, cfg redriveConfig,
 	stats *RedriveStats, send func(context.Context, string, Message[[]byte]) error, log *zap.Logger) error {
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: part,
-		MaxWait: 250 * time.Millisecond, ReadLagInterval: -1})
+		MaxWait: 250 * time.Millisecond, ReadLagInterval: -1,
+		Dialer: &kafka.Dialer{ClientID: "mq-redrive", Timeout: cfg.timeout, DualStack: true, TLS: cfg.tls, SASLMechanism: cfg.sasl}})
 	defer func() { _ = r.Close() }()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("mq: redrive: partition %d: %w", part, err)
