@@ -94,6 +94,12 @@ func NewKafkaConsumer[T any](brokers []string, topic, group string, opts ...Cons
 	}, nil
 }
 
+// Topic returns the topic the consumer reads (retry topics aside).
+func (c *KafkaConsumer[T]) Topic() string { return c.topic }
+
+// Group returns the consumer group.
+func (c *KafkaConsumer[T]) Group() string { return c.group }
+
 // RegisterHandler adds a handler. Every message is passed to every handler,
 // in registration order. It returns [ErrNilHandler] for a nil handler and
 // [ErrRunning] once Run has started.
@@ -131,7 +137,8 @@ func (c *KafkaConsumer[T]) RegisterHandlerFunc(fn func(ctx context.Context, msg 
 //
 // On cancellation or Close it stops fetching, lets in-flight handlers finish
 // (bounded by [WithShutdownTimeout]), commits what was processed, leaves the
-// group, and returns nil — or [ErrShutdownTimeout] if some handler did not
+// group, and returns nil — or the last join error if it never managed to join
+// the group, or [ErrShutdownTimeout] if some handler did not
 // finish in time (its message stays uncommitted and will be delivered
 // again). When a handler exhausts its retries or a value
 // cannot be decoded, it does the same for the other partitions and returns a
@@ -198,6 +205,8 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 		_ = cg.Close()
 		return err
 	}
+	var lastJoinErr error
+	joinedOnce := false
 	for runCtx.Err() == nil {
 		gen, err := cg.Next(runCtx)
 		if err != nil {
@@ -209,8 +218,10 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 				break
 			}
 			c.log.Warn("joining group failed, retrying", zap.Error(err))
+			lastJoinErr = err
 			continue
 		}
+		joinedOnce = true
 		s.runGeneration(gen)
 	}
 	closed := make(chan struct{})
@@ -226,7 +237,14 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 	c.setPartitions(nil)
 	c.joined.Store(false)
 	c.log.Info("consumer stopped")
-	return s.fatalErr()
+	if err := s.fatalErr(); err != nil {
+		return err
+	}
+	if !joinedOnce && lastJoinErr != nil {
+		// Stopped without ever joining: say why rather than report success.
+		return fmt.Errorf("mq: consumer group %q never joined: %w", c.group, lastJoinErr)
+	}
+	return nil
 }
 
 func (c *KafkaConsumer[T]) isRunning() bool {

@@ -84,7 +84,8 @@ func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageI
 	v, err := c.codec.Decode(m.Value)
 	if err != nil {
 		c.decodeErrors.Add(1)
-		return p.recover(m, &failure{decode: true, err: err, done: done})
+		derr := &DecodeError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: err}
+		return p.recover(m, &failure{decode: true, err: derr, done: done})
 	}
 	msg := Message[T]{
 		Topic:         m.Topic,
@@ -254,9 +255,8 @@ func (p *processor[T]) recover(m *kafka.Message, f *failure) (bool, Outcome, err
 	}
 	if f.decode {
 		p.log.Error("poison message: stopping the consumer", fields...)
-		err := &DecodeError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: f.err}
-		p.s.fail(err)
-		return false, OutcomeFailed, err
+		p.s.fail(f.err) // a *DecodeError
+		return false, OutcomeFailed, f.err
 	}
 	p.log.Error("handler failed for good: stopping the consumer", fields...)
 	herr := &HandlerError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
@@ -366,7 +366,8 @@ func (s *session[T]) publisher(topic string) (*Producer[[]byte], error) {
 	c := s.c
 	p, err := NewProducer[[]byte](c.brokers, topic,
 		WithCodec[[]byte](BytesCodec{}), WithLogger(c.cfg.logger), WithClientID(c.cfg.clientID),
-		WithTransport(s.transportLocked()), WithDeliveryTimeout(c.cfg.commitTimeout+10*time.Second))
+		WithTransport(s.transportLocked()), WithDeliveryTimeout(c.cfg.commitTimeout+10*time.Second),
+		WithObserver(c.cfg.observer))
 	if err != nil {
 		return nil, err
 	}

@@ -226,6 +226,9 @@ func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]R
 	for i := range msgs {
 		r, err := p.newRecord(ctx, msgs[i])
 		if err != nil {
+			for _, prev := range recs[:i] {
+				p.abandon(prev, err)
+			}
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
 		recs[i] = r
@@ -234,6 +237,9 @@ func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]R
 		for i, r := range recs {
 			r.done = p.onDelivery
 			if err := p.enqueue(ctx, r, false); err != nil {
+				for _, later := range recs[i+1:] {
+					p.abandon(later, err)
+				}
 				return nil, fmt.Errorf("message %d (and later ones) not sent: %w", i, err)
 			}
 		}
@@ -245,6 +251,9 @@ func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]R
 		if err := p.enqueue(ctx, r, true); err != nil {
 			// Those already buffered will still be sent; say which were not.
 			for j := i; j < len(recs); j++ {
+				if j > i {
+					p.abandon(recs[j], err)
+				}
 				recs[j].err = err
 				w.finish()
 			}
@@ -428,7 +437,11 @@ func (p *Producer[T]) newRecord(ctx context.Context, msg Message[T]) (*record[T]
 		size += len(h.Key) + len(h.Value) + 8
 	}
 	if size > p.cfg.batchBytes {
-		return nil, fmt.Errorf("mq: message of about %d bytes exceeds the batch bytes limit of %d", size, p.cfg.batchBytes)
+		err := fmt.Errorf("mq: message of about %d bytes exceeds the batch bytes limit of %d", size, p.cfg.batchBytes)
+		if obsCtx != nil {
+			p.cfg.observer.SendFinished(obsCtx, p.topic, -1, -1, time.Since(started), err)
+		}
+		return nil, err
 	}
 	if msg.Time.IsZero() {
 		msg.Time = time.Now()
@@ -438,6 +451,21 @@ func (p *Producer[T]) newRecord(ctx context.Context, msg Message[T]) (*record[T]
 }
 
 func (p *Producer[T]) enqueue(ctx context.Context, r *record[T], urgent bool) error {
+	err := p.enqueue1(ctx, r, urgent)
+	if err != nil {
+		p.abandon(r, err)
+	}
+	return err
+}
+
+// abandon tells the observer about a record that never entered the buffer.
+func (p *Producer[T]) abandon(r *record[T], err error) {
+	if o := p.cfg.observer; o != nil && r.obsCtx != nil {
+		o.SendFinished(r.obsCtx, p.topic, -1, -1, time.Since(r.started), err)
+	}
+}
+
+func (p *Producer[T]) enqueue1(ctx context.Context, r *record[T], urgent bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

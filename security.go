@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/segmentio/kafka-go"
@@ -99,8 +100,12 @@ func TLSConfig(f TLSFiles) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// ErrAuthentication wraps errors that mean the broker refused the
-// credentials or the SASL mechanism. Such errors are never retried.
+// ErrAuthentication wraps errors that mean the two sides could not
+// authenticate each other: the broker refused the credentials or the SASL
+// mechanism, the broker's certificate could not be verified (unknown
+// authority, wrong name, expired), or the broker rejected the client's
+// certificate. Such errors are permanent: producers fail the send at once and
+// a consumer's Run returns instead of retrying.
 var ErrAuthentication = errors.New("mq: authentication failed")
 
 // authError wraps err with ErrAuthentication when it is an authentication
@@ -109,9 +114,33 @@ func authError(err error) error {
 	if err == nil || errors.Is(err, ErrAuthentication) {
 		return err
 	}
-	if errors.Is(err, kafka.SASLAuthenticationFailed) || errors.Is(err, kafka.UnsupportedSASLMechanism) ||
-		errors.Is(err, kafka.IllegalSASLState) || errors.Is(err, kafka.ClusterAuthorizationFailed) {
+	if isAuthFailure(err) {
 		return fmt.Errorf("%w: %w", ErrAuthentication, err)
 	}
 	return err
+}
+
+func isAuthFailure(err error) bool {
+	if errors.Is(err, kafka.SASLAuthenticationFailed) || errors.Is(err, kafka.UnsupportedSASLMechanism) ||
+		errors.Is(err, kafka.IllegalSASLState) || errors.Is(err, kafka.ClusterAuthorizationFailed) {
+		return true
+	}
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		rec      tls.RecordHeaderError
+	)
+	if errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &rec) {
+		return true
+	}
+	// A TLS alert from the broker (for instance "bad certificate" when it
+	// requires a client certificate) arrives as a *net.OpError "remote error".
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return true
+	}
+	return false
 }
