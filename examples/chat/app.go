@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/mqkit/mq"
+	"github.com/mqkit/mq/mqprom"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 )
 
@@ -42,6 +45,7 @@ type Config struct {
 	Follow        bool          // keep consuming until ctx ends instead of stopping when done
 	Timeout       time.Duration // without Follow: how long to wait for all messages to be stored
 	RunID         string        // prefix of this run's message IDs; random if empty
+	HTTPAddr      string        // if set, serve /metrics (Prometheus) and /readyz, /livez, /healthz there
 }
 
 // DefaultConfig returns the settings of the original chat backend.
@@ -147,10 +151,27 @@ func Run(ctx context.Context, cfg Config, admin Admin, log *zap.Logger) (Summary
 	}
 	brokers := admin.Addrs()
 
+	// Metrics and health, when asked for.
+	var observer mq.Observer
+	var metrics *mqprom.Observer
+	if cfg.HTTPAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if metrics, err = mqprom.New(reg); err != nil {
+			return sum, err
+		}
+		observer = metrics
+		defer serveHTTP(ctx, cfg.HTTPAddr, reg, log)()
+	}
+
 	// The consumer: every message goes to persist, then to backup.
-	consumer, err := mq.NewKafkaConsumer[MessageEvent](brokers, cfg.Topic, cfg.Group, mq.WithLogger(log))
+	consumer, err := mq.NewKafkaConsumer[MessageEvent](brokers, cfg.Topic, cfg.Group, mq.WithLogger(log), mq.WithObserver(observer))
 	if err != nil {
 		return sum, err
+	}
+	if metrics != nil {
+		defer metrics.ObserveConsumer(cfg.Group, consumer)()
+		healthMux.Store(consumer.HealthHandler())
 	}
 	if err := consumer.RegisterHandler(mq.HandlerFunc[MessageEvent](store.Persist), mq.WithHandlerName("persist")); err != nil {
 		return sum, err
@@ -182,6 +203,7 @@ func Run(ctx context.Context, cfg Config, admin Admin, log *zap.Logger) (Summary
 			delivered.Add(1)
 		}),
 		mq.WithLogger(log),
+		mq.WithObserver(observer),
 	)
 	if err != nil {
 		stopConsumer()

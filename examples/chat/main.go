@@ -43,6 +43,7 @@ func run() int {
 	flag.StringVar(&cfg.DataDir, "data", "", "directory for "+dbFile+" and "+backupFile+" (default: a new temporary directory)")
 	flag.BoolVar(&cfg.Follow, "follow", false, "keep consuming until SIGINT/SIGTERM instead of stopping once everything sent is stored")
 	flag.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "without -follow: how long to wait for the sent messages to be stored")
+	flag.StringVar(&cfg.HTTPAddr, "http", "", "serve Prometheus /metrics and /readyz, /livez, /healthz on this address (e.g. 127.0.0.1:8080)")
 	verbose := flag.Bool("v", false, "log at debug level")
 	flag.Parse()
 

@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"github.com/stretchr/testify/assert"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -256,4 +262,55 @@ func TestRunReportsAHandlerThatKeepsFailing(t *testing.T) {
 	require.Less(t, sum.Persisted, cfg.N)
 	require.NotEmpty(t, sum.Problems(), "the run is reported as losing messages")
 	require.Less(t, sum.Committed, sum.End, "nothing past the failing message was committed")
+}
+
+// With -http, the example serves Prometheus metrics and the consumer's health
+// while it runs.
+func TestRunServesMetricsAndHealth(t *testing.T) {
+	c := mqtest.New(t)
+	cfg := testConfig(t, c)
+	cfg.Follow = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cfg.HTTPAddr = ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+		done <- err
+	}()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + cfg.HTTPAddr + path)
+		if err != nil {
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	require.Eventually(t, func() bool {
+		code, _ := get("/readyz")
+		return code == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "ready once partitions are assigned")
+	want := fmt.Sprintf(`mq_messages_processed_total{group=%q,outcome="handled",topic=%q} %d`, cfg.Group, cfg.Topic, cfg.N)
+	require.Eventually(t, func() bool {
+		_, body := get("/metrics")
+		return strings.Contains(body, want)
+	}, 30*time.Second, 20*time.Millisecond, "metrics count every handled message")
+	code, body := get("/livez")
+	assert.Equal(t, http.StatusOK, code, body)
+	_, body = get("/metrics")
+	assert.Contains(t, body, "mq_consumer_lag{")
+	stop()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	code, _ = get("/readyz")
+	assert.Zero(t, code, "the server is shut down with Run")
 }
