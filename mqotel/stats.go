@@ -3,6 +3,7 @@ package mqotel
 import (
 	"context"
 	"errors"
+	"github.com/mqkit/mq/internal/gauges"
 	"sync"
 
 	"github.com/mqkit/mq"
@@ -112,47 +113,24 @@ func (r *statsRegistry) observe(_ context.Context, ob metric.Observer) error {
 	for _, c := range r.consumers {
 		cons = append(cons, c)
 	}
-	prods := make([]ProducerStatsSource, 0, len(r.producers))
+	prods := make([]gauges.Producer, 0, len(r.producers))
 	for _, p := range r.producers {
 		prods = append(prods, p)
 	}
 	r.mu.Unlock()
 
-	type gauges struct{ lag, inFlight int64 }
-	parts := make(map[partKey]*gauges)
-	var order []partKey
+	var srcs []gauges.Consumer
 	for _, c := range cons {
-		for _, p := range c.src.Stats().Partitions {
-			k := partKey{p.Topic, c.group, p.Partition}
-			g := parts[k]
-			if g == nil {
-				g = &gauges{}
-				parts[k] = g
-				order = append(order, k)
-			}
-			g.lag = max(g.lag, p.Lag)
-			g.inFlight += int64(p.InFlight)
-		}
+		srcs = append(srcs, gauges.Consumer{Group: c.group, Src: c.src})
 	}
-	for _, k := range order {
-		g := parts[k]
-		opt := r.o.attrs.partition(k.topic, k.group, k.partition).observe
-		ob.ObserveInt64(r.o.lag, g.lag, opt...)
-		ob.ObserveInt64(r.o.inFlight, g.inFlight, opt...)
+	for _, g := range gauges.Partitions(srcs) {
+		opt := r.o.attrs.partition(g.Topic, g.Group, g.Partition).observe
+		ob.ObserveInt64(r.o.lag, g.Lag, opt...)
+		ob.ObserveInt64(r.o.inFlight, g.InFlight, opt...)
 	}
-
-	buffered := make(map[string]int64)
-	var topics []string
-	for _, p := range prods {
-		t := p.Topic()
-		if _, ok := buffered[t]; !ok {
-			topics = append(topics, t)
-		}
-		buffered[t] += p.Stats().Buffered
-	}
-	for _, t := range topics {
-		ob.ObserveInt64(r.o.buffered, buffered[t], metric.WithAttributeSet(
-			attribute.NewSet(semconv.MessagingSystemKafka, semconv.MessagingDestinationName(t))))
+	for _, t := range gauges.Topics(prods) {
+		ob.ObserveInt64(r.o.buffered, t.Buffered, metric.WithAttributeSet(
+			attribute.NewSet(semconv.MessagingSystemKafka, semconv.MessagingDestinationName(t.Topic))))
 	}
 	return nil
 }

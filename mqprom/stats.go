@@ -1,6 +1,7 @@
 package mqprom
 
 import (
+	"github.com/mqkit/mq/internal/gauges"
 	"strconv"
 	"sync"
 
@@ -96,45 +97,23 @@ func (r *statsRegistry) collect(o *Observer, ch chan<- prometheus.Metric) {
 	for _, c := range r.consumers {
 		cons = append(cons, c)
 	}
-	prods := make([]ProducerStatsSource, 0, len(r.producers))
+	prods := make([]gauges.Producer, 0, len(r.producers))
 	for _, p := range r.producers {
 		prods = append(prods, p)
 	}
 	r.mu.Unlock()
 
-	type gauges struct{ lag, inFlight int64 }
-	parts := make(map[partKey]*gauges)
-	var order []partKey
+	var srcs []gauges.Consumer
 	for _, c := range cons {
-		for _, p := range c.src.Stats().Partitions {
-			k := partKey{p.Topic, c.group, p.Partition}
-			g := parts[k]
-			if g == nil {
-				g = &gauges{}
-				parts[k] = g
-				order = append(order, k)
-			}
-			g.lag = max(g.lag, p.Lag)
-			g.inFlight += int64(p.InFlight)
-		}
+		srcs = append(srcs, gauges.Consumer{Group: c.group, Src: c.src})
 	}
-	for _, k := range order {
-		g, p := parts[k], strconv.Itoa(k.partition)
-		ch <- gauge(o.lagDesc, g.lag, label(k.topic), label(k.group), p)
-		ch <- gauge(o.inFlightDesc, g.inFlight, label(k.topic), label(k.group), p)
+	for _, g := range gauges.Partitions(srcs) {
+		p := strconv.Itoa(g.Partition)
+		ch <- gauge(o.lagDesc, g.Lag, label(g.Topic), label(g.Group), p)
+		ch <- gauge(o.inFlightDesc, g.InFlight, label(g.Topic), label(g.Group), p)
 	}
-
-	buffered := make(map[string]int64)
-	var topics []string
-	for _, p := range prods {
-		t := p.Topic()
-		if _, ok := buffered[t]; !ok {
-			topics = append(topics, t)
-		}
-		buffered[t] += p.Stats().Buffered
-	}
-	for _, t := range topics {
-		ch <- gauge(o.bufferedDesc, buffered[t], label(t))
+	for _, t := range gauges.Topics(prods) {
+		ch <- gauge(o.bufferedDesc, t.Buffered, label(t.Topic))
 	}
 }
 
