@@ -541,7 +541,7 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 	proc := &processor[T]{s: s, soft: soft, hard: hard, log: log, tier: ps.tier}
 	var lanes *laneSet[T]
 	if c.cfg.lanes > 1 && ps.tier == 0 {
-		lanes = startLanes(proc, ps, c.cfg.lanes)
+		lanes = startLanes(proc, ps, c.cfg.lanes, c.cfg.queueCapacity)
 		defer lanes.stop()
 	}
 	fetchBackoff := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}

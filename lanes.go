@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mqkit/mq/internal/partition"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -17,10 +16,13 @@ type laneSet[T any] struct {
 	wg    sync.WaitGroup
 }
 
-func startLanes[T any](proc *processor[T], ps *partitionState, n int) *laneSet[T] {
+func startLanes[T any](proc *processor[T], ps *partitionState, n, queue int) *laneSet[T] {
 	ls := &laneSet[T]{proc: proc, ps: ps, chans: make([]chan *kafka.Message, n)}
+	// Each lane buffers a share of the partition's queue, so that one busy
+	// key does not stall the others at once (head-of-line blocking).
+	buf := max(8, queue/n)
 	for i := range ls.chans {
-		ch := make(chan *kafka.Message, 8)
+		ch := make(chan *kafka.Message, buf)
 		ls.chans[i] = ch
 		ls.wg.Add(1)
 		go ls.run(ch)
@@ -50,7 +52,10 @@ func (ls *laneSet[T]) run(ch <-chan *kafka.Message) {
 func (ls *laneSet[T]) dispatch(ctx context.Context, m *kafka.Message) bool {
 	var i int
 	if m.Key != nil {
-		i = int(uint32(partition.Murmur2(m.Key)) % uint32(len(ls.chans)))
+		// Not murmur2: the partitioner already used it, so within one
+		// partition murmur2(key) mod the partition count is fixed and would
+		// leave most lanes idle.
+		i = int(fnv1a(m.Key) % uint32(len(ls.chans)))
 	} else {
 		i = int(m.Offset % int64(len(ls.chans)))
 	}
@@ -60,6 +65,16 @@ func (ls *laneSet[T]) dispatch(ctx context.Context, m *kafka.Message) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// fnv1a is the 32-bit FNV-1a hash.
+func fnv1a(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }
 
 // stop closes the lanes and waits for their in-flight messages.
