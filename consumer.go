@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,7 +219,9 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 				break
 			}
 			c.log.Warn("joining group failed, retrying", zap.Error(err))
-			lastJoinErr = err
+			if !membershipChurn(err) {
+				lastJoinErr = err
+			}
 			continue
 		}
 		joinedOnce = true
@@ -577,6 +580,20 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 		ps.tracker.Done(m.Offset)
 		ps.lastProgress.Store(time.Now().UnixNano())
 	}
+}
+
+// membershipChurn reports errors that any join can meet while the group
+// settles (rebalances, member or coordinator changes, timeouts): they say
+// nothing about whether the consumer can ever join.
+func membershipChurn(err error) bool {
+	for _, e := range []kafka.Error{kafka.RebalanceInProgress, kafka.UnknownMemberId, kafka.IllegalGeneration,
+		kafka.NotCoordinatorForGroup, kafka.GroupCoordinatorNotAvailable, kafka.GroupLoadInProgress,
+		kafka.MemberIDRequired, kafka.FencedInstanceID} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -34,9 +34,14 @@ func (ls *laneSet[T]) run(ch <-chan *kafka.Message) {
 	defer ls.wg.Done()
 	stopped := false
 	for m := range ch {
-		if stopped || ls.proc.soft.Err() != nil {
+		// A graceful stop or a revoke still processes what was already
+		// dispatched (bounded by the shutdown timeout, which cancels the
+		// handlers' context): dropping it would make the commit point stop at
+		// the first dropped message and redeliver everything other lanes
+		// finished past it. A failure stops the lane.
+		if stopped || ls.proc.hard.Err() != nil || ls.proc.s.fatalErr() != nil {
 			stopped = true
-			continue // drain: nothing past a stop is processed or committed
+			continue
 		}
 		if !ls.proc.process(m) {
 			stopped = true // failed for good or stopping: it stays uncommitted

@@ -516,8 +516,11 @@ func WithHeartbeatInterval(d time.Duration) ConsumerOption {
 }
 
 // WithRebalanceTimeout sets how long the group waits for members to rejoin
-// during a rebalance. In-flight handlers must finish well within it. This
-// overrides the default of 30s.
+// during a rebalance. In-flight handlers must finish well within it. A stop
+// requested while the consumer is blocked joining the group can take up to
+// this plus the commit timeout (5s) to return, because kafka-go's JoinGroup
+// call cannot be interrupted: keep it below your termination grace period.
+// This overrides the default of 30s.
 func WithRebalanceTimeout(d time.Duration) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.rebalanceTimeout = d })
 }

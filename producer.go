@@ -27,7 +27,10 @@ import (
 // while a request is in flight leave together in the next one. A lone
 // synchronous send therefore takes one round trip, while many concurrent
 // senders are batched. Each partition has at most one request in flight, so
-// messages of a partition are written in the order they were sent.
+// messages of a partition are written in the order they were sent — except
+// after a request timed out: the broker may still apply it after its retry,
+// which can reorder or duplicate those messages (kafka-go has no idempotent
+// producer).
 //
 // Every buffered message reports its outcome exactly once: to the synchronous
 // caller, to the callback of [Producer.SendAsync], or, in asynchronous mode
@@ -747,7 +750,7 @@ func (p *Producer[T]) sendLoop() {
 // time a lingering or backing-off partition becomes ready, and done once the
 // producer is stopped and empty.
 func (p *Producer[T]) collect() (batches []*partBatch[T], next time.Time, done bool) {
-	var failed []*record[T]
+	var failed, expired []*record[T]
 	p.qmu.Lock()
 	now := time.Now()
 	aborted := p.abort.Err() != nil
@@ -772,7 +775,22 @@ func (p *Producer[T]) collect() (batches []*partBatch[T], next time.Time, done b
 			continue
 		}
 		if now.Before(l.retryAt) && !closing {
+			// Backing off: still fail, on time, what reached its delivery timeout.
+			k := 0
+			for k < n && now.After(l.queue[k].deadline) {
+				expired = append(expired, l.queue[k])
+				l.bytes -= l.queue[k].size
+				k++
+			}
+			if k > 0 {
+				rest := copy(l.queue, l.queue[k:])
+				clear(l.queue[rest:])
+				l.queue = l.queue[:rest]
+			}
 			next = earliest(next, l.retryAt)
+			if len(l.queue) > 0 {
+				next = earliest(next, l.queue[0].deadline)
+			}
 			continue
 		}
 		due := l.oldest.Add(p.cfg.batchTimeout)
@@ -823,6 +841,9 @@ func (p *Producer[T]) collect() (batches []*partBatch[T], next time.Time, done b
 	p.qmu.Unlock()
 	for _, r := range failed {
 		p.complete(r, ErrClosed)
+	}
+	for _, r := range expired {
+		p.complete(r, p.timeoutError(r))
 	}
 	return batches, next, done
 }
@@ -880,11 +901,7 @@ func (p *Producer[T]) produce(group []*partBatch[T]) {
 		recs := b.recs[:0]
 		for _, r := range b.recs {
 			if now.After(r.deadline) {
-				terr := fmt.Errorf("mq: delivery timeout after %v to %s[%d]", p.cfg.deliveryTimeout, p.topic, b.lane.partition)
-				if r.err != nil {
-					terr = fmt.Errorf("%w: last error: %w", terr, r.err)
-				}
-				p.complete(r, terr)
+				p.complete(r, p.timeoutError(r))
 				b.size -= r.size
 				continue
 			}
@@ -977,6 +994,14 @@ func (p *Producer[T]) produce(group []*partBatch[T]) {
 			p.succeed(b, rp.BaseOffset, rp.LogAppendTime)
 		}
 	}
+}
+
+func (p *Producer[T]) timeoutError(r *record[T]) error {
+	err := fmt.Errorf("mq: delivery timeout after %v to %s[%d]", p.cfg.deliveryTimeout, p.topic, r.msg.Partition)
+	if r.err != nil {
+		err = fmt.Errorf("%w: last error: %w", err, r.err)
+	}
+	return err
 }
 
 func (p *Producer[T]) succeed(b *partBatch[T], base int64, logAppendMs int64) {
