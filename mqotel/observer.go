@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mqkit/mq"
+	"github.com/mqkit/mq/internal/gauges"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -63,7 +64,7 @@ type Observer struct {
 	buffered        metric.Int64ObservableGauge
 
 	attrs attrCache
-	stats statsRegistry
+	stats gauges.Registry
 }
 
 var _ mq.Observer = (*Observer)(nil)
@@ -88,7 +89,7 @@ func New(opts ...Option) *Observer {
 		linked:       cfg.linked,
 		meter:        cfg.mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL)),
 	}
-	o.stats.o = o
+	o.registerGauges()
 	m := o.meter
 	buckets := metric.WithExplicitBucketBoundaries(cfg.buckets...)
 	o.sent = counter(m, "messaging.client.sent.messages", "{message}",

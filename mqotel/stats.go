@@ -3,10 +3,9 @@ package mqotel
 import (
 	"context"
 	"errors"
-	"github.com/mqkit/mq/internal/gauges"
-	"sync"
 
 	"github.com/mqkit/mq"
+	"github.com/mqkit/mq/internal/gauges"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -32,8 +31,7 @@ type ProducerStatsSource interface {
 //   - mq.consumer.lag: high-water mark minus committed offset;
 //   - mq.consumer.in_flight: fetched messages not yet fully handled.
 //
-// group must be the consumer's group name (the consumer does not expose
-// it). Only partitions currently assigned are reported, retry-topic
+// group is the consumer's group name (c.Group()). Only partitions currently assigned are reported, retry-topic
 // partitions included. Call unregister to stop reporting, for example after
 // the consumer was closed. When several registered consumers report the
 // same partition of a group (briefly, during a rebalance), the largest lag
@@ -42,7 +40,7 @@ func (o *Observer) ObserveConsumer(group string, c ConsumerStatsSource) (unregis
 	if c == nil {
 		return nil, errors.New("mqotel: ObserveConsumer: nil consumer")
 	}
-	return o.stats.add(consumerSource{group: group, src: c}, nil)
+	return o.stats.AddConsumer(gauges.Consumer{Group: group, Src: c})
 }
 
 // ObserveProducer reports the producer's gauge mq.producer.buffered,
@@ -53,83 +51,32 @@ func (o *Observer) ObserveProducer(p ProducerStatsSource) (unregister func(), er
 	if p == nil {
 		return nil, errors.New("mqotel: ObserveProducer: nil producer")
 	}
-	return o.stats.add(consumerSource{}, p)
+	return o.stats.AddProducer(p)
 }
 
-type consumerSource struct {
-	group string
-	src   ConsumerStatsSource
-}
-
-// statsRegistry holds the observed consumers and producers and the meter
-// callback that reads them; the callback is registered while there is at
-// least one.
-type statsRegistry struct {
-	o         *Observer
-	mu        sync.Mutex
-	reg       metric.Registration
-	next      uint64
-	consumers map[uint64]consumerSource
-	producers map[uint64]ProducerStatsSource
-}
-
-func (r *statsRegistry) add(c consumerSource, p ProducerStatsSource) (func(), error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.reg == nil {
-		reg, err := r.o.meter.RegisterCallback(r.observe, r.o.lag, r.o.inFlight, r.o.buffered)
-		if err != nil {
-			return nil, err
-		}
-		r.reg = reg
-		r.consumers = make(map[uint64]consumerSource)
-		r.producers = make(map[uint64]ProducerStatsSource)
+// registerGauges makes the meter read the observed consumers and producers,
+// while there is at least one.
+func (o *Observer) registerGauges() {
+	var reg metric.Registration
+	o.stats.OnFirst = func() error {
+		var err error
+		reg, err = o.meter.RegisterCallback(o.observeGauges, o.lag, o.inFlight, o.buffered)
+		return err
 	}
-	r.next++
-	id := r.next
-	if p != nil {
-		r.producers[id] = p
-	} else {
-		r.consumers[id] = c
-	}
-	var once sync.Once
-	return func() { once.Do(func() { r.remove(id) }) }, nil
-}
-
-func (r *statsRegistry) remove(id uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.consumers, id)
-	delete(r.producers, id)
-	if len(r.consumers) == 0 && len(r.producers) == 0 && r.reg != nil {
-		_ = r.reg.Unregister() // fails only if already unregistered
-		r.reg = nil
+	o.stats.OnEmpty = func() {
+		_ = reg.Unregister() // fails only if already unregistered
 	}
 }
 
-func (r *statsRegistry) observe(_ context.Context, ob metric.Observer) error {
-	r.mu.Lock()
-	cons := make([]consumerSource, 0, len(r.consumers))
-	for _, c := range r.consumers {
-		cons = append(cons, c)
+func (o *Observer) observeGauges(_ context.Context, ob metric.Observer) error {
+	parts, topics := o.stats.Snapshot()
+	for _, g := range parts {
+		opt := o.attrs.partition(g.Topic, g.Group, g.Partition).observe
+		ob.ObserveInt64(o.lag, g.Lag, opt...)
+		ob.ObserveInt64(o.inFlight, g.InFlight, opt...)
 	}
-	prods := make([]gauges.Producer, 0, len(r.producers))
-	for _, p := range r.producers {
-		prods = append(prods, p)
-	}
-	r.mu.Unlock()
-
-	var srcs []gauges.Consumer
-	for _, c := range cons {
-		srcs = append(srcs, gauges.Consumer{Group: c.group, Src: c.src})
-	}
-	for _, g := range gauges.Partitions(srcs) {
-		opt := r.o.attrs.partition(g.Topic, g.Group, g.Partition).observe
-		ob.ObserveInt64(r.o.lag, g.Lag, opt...)
-		ob.ObserveInt64(r.o.inFlight, g.InFlight, opt...)
-	}
-	for _, t := range gauges.Topics(prods) {
-		ob.ObserveInt64(r.o.buffered, t.Buffered, metric.WithAttributeSet(
+	for _, t := range topics {
+		ob.ObserveInt64(o.buffered, t.Buffered, metric.WithAttributeSet(
 			attribute.NewSet(semconv.MessagingSystemKafka, semconv.MessagingDestinationName(t.Topic))))
 	}
 	return nil

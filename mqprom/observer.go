@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mqkit/mq"
+	"github.com/mqkit/mq/internal/gauges"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -57,7 +58,7 @@ type Observer struct {
 	parts    map[partKey]*partMetrics
 	handlers map[handlerKey]*handlerMetrics
 
-	stats statsRegistry
+	stats gauges.Registry
 }
 
 var (
@@ -173,7 +174,7 @@ func (o *Observer) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range o.collectors {
 		c.Collect(ch)
 	}
-	o.stats.collect(o, ch)
+	collectGauges(o, ch)
 }
 
 func (o *Observer) topic(topic string) *topicMetrics {

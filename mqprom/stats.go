@@ -1,11 +1,10 @@
 package mqprom
 
 import (
-	"github.com/mqkit/mq/internal/gauges"
 	"strconv"
-	"sync"
 
 	"github.com/mqkit/mq"
+	"github.com/mqkit/mq/internal/gauges"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,8 +31,7 @@ type ProducerStatsSource interface {
 //   - mq_consumer_in_flight{topic,group,partition}: fetched messages not yet
 //     fully handled.
 //
-// group must be the consumer's group name (the consumer does not expose
-// it). Only partitions currently assigned are reported, retry-topic
+// group is the consumer's group name (c.Group()). Only partitions currently assigned are reported, retry-topic
 // partitions included. When several observed consumers report the same
 // partition of a group (briefly, during a rebalance), the largest lag and
 // the sum of in-flight messages are reported. Call unregister to stop
@@ -42,7 +40,8 @@ func (o *Observer) ObserveConsumer(group string, c ConsumerStatsSource) (unregis
 	if c == nil {
 		return func() {}
 	}
-	return o.stats.add(consumerSource{group: group, src: c}, nil)
+	remove, _ := o.stats.AddConsumer(gauges.Consumer{Group: group, Src: c}) // no OnFirst: never fails
+	return remove
 }
 
 // ObserveProducer reports the gauge mq_producer_buffered{topic}, messages
@@ -53,66 +52,19 @@ func (o *Observer) ObserveProducer(p ProducerStatsSource) (unregister func()) {
 	if p == nil {
 		return func() {}
 	}
-	return o.stats.add(consumerSource{}, p)
+	remove, _ := o.stats.AddProducer(p)
+	return remove
 }
 
-type consumerSource struct {
-	group string
-	src   ConsumerStatsSource
-}
-
-// statsRegistry holds the observed consumers and producers.
-type statsRegistry struct {
-	mu        sync.Mutex
-	next      uint64
-	consumers map[uint64]consumerSource
-	producers map[uint64]ProducerStatsSource
-}
-
-func (r *statsRegistry) add(c consumerSource, p ProducerStatsSource) func() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.consumers == nil {
-		r.consumers = make(map[uint64]consumerSource)
-		r.producers = make(map[uint64]ProducerStatsSource)
-	}
-	r.next++
-	id := r.next
-	if p != nil {
-		r.producers[id] = p
-	} else {
-		r.consumers[id] = c
-	}
-	return func() {
-		r.mu.Lock()
-		delete(r.consumers, id)
-		delete(r.producers, id)
-		r.mu.Unlock()
-	}
-}
-
-func (r *statsRegistry) collect(o *Observer, ch chan<- prometheus.Metric) {
-	r.mu.Lock()
-	cons := make([]consumerSource, 0, len(r.consumers))
-	for _, c := range r.consumers {
-		cons = append(cons, c)
-	}
-	prods := make([]gauges.Producer, 0, len(r.producers))
-	for _, p := range r.producers {
-		prods = append(prods, p)
-	}
-	r.mu.Unlock()
-
-	var srcs []gauges.Consumer
-	for _, c := range cons {
-		srcs = append(srcs, gauges.Consumer{Group: c.group, Src: c.src})
-	}
-	for _, g := range gauges.Partitions(srcs) {
+// collect sends the gauges of every observed consumer and producer.
+func collectGauges(o *Observer, ch chan<- prometheus.Metric) {
+	parts, topics := o.stats.Snapshot()
+	for _, g := range parts {
 		p := strconv.Itoa(g.Partition)
 		ch <- gauge(o.lagDesc, g.Lag, label(g.Topic), label(g.Group), p)
 		ch <- gauge(o.inFlightDesc, g.InFlight, label(g.Topic), label(g.Group), p)
 	}
-	for _, t := range gauges.Topics(prods) {
+	for _, t := range topics {
 		ch <- gauge(o.bufferedDesc, t.Buffered, label(t.Topic))
 	}
 }

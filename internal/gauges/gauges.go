@@ -2,7 +2,11 @@
 // metrics plugins (mqotel, mqprom) export from consumer and producer stats.
 package gauges
 
-import "github.com/mqkit/mq"
+import (
+	"sync"
+
+	"github.com/mqkit/mq"
+)
 
 // Consumer is an observed consumer and its group.
 type Consumer struct {
@@ -72,4 +76,74 @@ func Topics(producers []Producer) []Topic {
 		out[i].Buffered += p.Stats().Buffered
 	}
 	return out
+}
+
+// Registry holds the consumers and producers a metrics plugin observes. It is
+// safe for concurrent use. OnFirst, if set, runs (under the registry's lock)
+// when the first source is added to an empty registry, and can refuse it;
+// OnEmpty runs when the last one is removed.
+type Registry struct {
+	OnFirst func() error
+	OnEmpty func()
+
+	mu        sync.Mutex
+	next      uint64
+	consumers map[uint64]Consumer
+	producers map[uint64]Producer
+}
+
+// AddConsumer registers a consumer and returns the function that removes it
+// (idempotent).
+func (r *Registry) AddConsumer(c Consumer) (remove func(), err error) { return r.add(&c, nil) }
+
+// AddProducer registers a producer and returns the function that removes it
+// (idempotent).
+func (r *Registry) AddProducer(p Producer) (remove func(), err error) { return r.add(nil, p) }
+
+func (r *Registry) add(c *Consumer, p Producer) (func(), error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.consumers)+len(r.producers) == 0 {
+		if r.OnFirst != nil {
+			if err := r.OnFirst(); err != nil {
+				return nil, err
+			}
+		}
+		r.consumers = make(map[uint64]Consumer)
+		r.producers = make(map[uint64]Producer)
+	}
+	r.next++
+	id := r.next
+	if c != nil {
+		r.consumers[id] = *c
+	} else {
+		r.producers[id] = p
+	}
+	var once sync.Once
+	return func() { once.Do(func() { r.remove(id) }) }, nil
+}
+
+func (r *Registry) remove(id uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.consumers, id)
+	delete(r.producers, id)
+	if len(r.consumers)+len(r.producers) == 0 && r.OnEmpty != nil {
+		r.OnEmpty()
+	}
+}
+
+// Snapshot reads every registered source's stats and aggregates them.
+func (r *Registry) Snapshot() ([]Partition, []Topic) {
+	r.mu.Lock()
+	cons := make([]Consumer, 0, len(r.consumers))
+	for _, c := range r.consumers {
+		cons = append(cons, c)
+	}
+	prods := make([]Producer, 0, len(r.producers))
+	for _, p := range r.producers {
+		prods = append(prods, p)
+	}
+	r.mu.Unlock()
+	return Partitions(cons), Topics(prods)
 }

@@ -36,3 +36,24 @@ func TestTopicsSum(t *testing.T) {
 	got := Topics([]Producer{fakeProducer{"a", 2}, fakeProducer{"b", 1}, fakeProducer{"a", 3}})
 	assert.Equal(t, []Topic{{"a", 5}, {"b", 1}}, got)
 }
+
+func TestRegistryHooksAndSnapshot(t *testing.T) {
+	firsts, empties := 0, 0
+	r := &Registry{OnFirst: func() error { firsts++; return nil }, OnEmpty: func() { empties++ }}
+	rmC, err := r.AddConsumer(Consumer{"g", fakeConsumer{Partitions: []mq.PartitionStats{{Topic: "t", Lag: 4}}}})
+	assert.NoError(t, err)
+	rmP, err := r.AddProducer(fakeProducer{"t", 2})
+	assert.NoError(t, err)
+	parts, topics := r.Snapshot()
+	assert.Equal(t, []Partition{{Topic: "t", Group: "g", Lag: 4}}, parts)
+	assert.Equal(t, []Topic{{"t", 2}}, topics)
+	rmC()
+	rmC() // idempotent
+	assert.Zero(t, empties)
+	rmP()
+	assert.Equal(t, 1, firsts)
+	assert.Equal(t, 1, empties)
+	parts, topics = r.Snapshot()
+	assert.Empty(t, parts)
+	assert.Empty(t, topics)
+}
