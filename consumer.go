@@ -318,15 +318,14 @@ func (s *session[T]) fatalErr() error {
 
 // partitionState is one assigned partition within a generation.
 type partitionState struct {
-	topic     string
-	tier      int // 0 for the main topic, n for the n-th retry topic
-	id        int
-	tracker   *offsets.Tracker
-	committed int64 // last committed offset, -1 if none
-	done      chan struct{}
+	topic   string
+	tier    int // 0 for the main topic, n for the n-th retry topic
+	id      int
+	tracker *offsets.Tracker
+	done    chan struct{}
 
 	// Read by Stats and health checks from other goroutines.
-	committedAt  atomic.Int64 // last committed offset, -1 if none
+	committed    atomic.Int64 // last committed offset, -1 if none
 	hwm          atomic.Int64 // high-water mark seen on the last fetch, -1 if none
 	lastProgress atomic.Int64 // UnixNano of the last completed message (or assignment)
 }
@@ -347,8 +346,8 @@ func (s *session[T]) runGeneration(gen *kafka.Generation) {
 				start = -1 // no commit yet: -1/-2 are sentinels, never offsets
 			}
 			ps := &partitionState{topic: topic, tier: tier, id: a.ID,
-				tracker: offsets.New(start), committed: start, done: make(chan struct{})}
-			ps.committedAt.Store(start)
+				tracker: offsets.New(start), done: make(chan struct{})}
+			ps.committed.Store(start)
 			ps.hwm.Store(-1)
 			ps.lastProgress.Store(time.Now().UnixNano())
 			parts = append(parts, ps)
@@ -438,7 +437,7 @@ func (s *session[T]) commit(gen *kafka.Generation, parts []*partitionState, fina
 	c := s.c
 	var offs map[string]map[int]int64
 	for _, ps := range parts {
-		if p := ps.tracker.CommitPoint(); p >= 0 && p > ps.committed {
+		if p := ps.tracker.CommitPoint(); p >= 0 && p > ps.committed.Load() {
 			if offs == nil {
 				offs = make(map[string]map[int]int64)
 			}
@@ -470,8 +469,7 @@ func (s *session[T]) commit(gen *kafka.Generation, parts []*partitionState, fina
 	}
 	for _, ps := range parts {
 		if o, ok := offs[ps.topic][ps.id]; ok {
-			ps.committed = o
-			ps.committedAt.Store(o)
+			ps.committed.Store(o)
 			if obs := c.cfg.observer; obs != nil {
 				obs.Committed(c.group, ps.topic, ps.id, o)
 			}
@@ -577,9 +575,14 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 		if !proc.process(&m) {
 			return // failed for good or stopping: leave it uncommitted
 		}
-		ps.tracker.Done(m.Offset)
-		ps.lastProgress.Store(time.Now().UnixNano())
+		ps.finish(m.Offset)
 	}
+}
+
+// finish marks a message fully processed.
+func (ps *partitionState) finish(offset int64) {
+	ps.tracker.Done(offset)
+	ps.lastProgress.Store(time.Now().UnixNano())
 }
 
 // membershipChurn reports errors that any join can meet while the group

@@ -3,7 +3,6 @@ package mq
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 var (
@@ -133,14 +132,4 @@ func (e *UndeliveredError) Unwrap() error { return e.Last }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidOption, fmt.Sprintf(format, args...))
-}
-
-func joinNonNil(errs []error) string {
-	var parts []string
-	for _, err := range errs {
-		if err != nil {
-			parts = append(parts, err.Error())
-		}
-	}
-	return strings.Join(parts, "; ")
 }

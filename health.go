@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -46,7 +47,7 @@ func (c *KafkaConsumer[T]) partitionStats() []PartitionStats {
 		st := PartitionStats{
 			Topic:         ps.topic,
 			Partition:     ps.id,
-			Committed:     ps.committedAt.Load(),
+			Committed:     ps.committed.Load(),
 			HighWaterMark: ps.hwm.Load(),
 			InFlight:      ps.tracker.InFlight(),
 			LastProgress:  time.Unix(0, ps.lastProgress.Load()),
@@ -139,17 +140,13 @@ func (c *KafkaConsumer[T]) HealthHandler() http.Handler {
 		r := c.Health()
 		status := http.StatusOK
 		switch {
-		case hasSuffix(req.URL.Path, "/readyz") && !r.Ready, hasSuffix(req.URL.Path, "/livez") && !r.Live:
+		case strings.HasSuffix(req.URL.Path, "/readyz") && !r.Ready, strings.HasSuffix(req.URL.Path, "/livez") && !r.Live:
 			status = http.StatusServiceUnavailable
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(r)
 	})
-}
-
-func hasSuffix(s, suffix string) bool {
-	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
 }
 
 // WithStuckThreshold sets how long a partition with work to do may go

@@ -3,7 +3,6 @@ package mq
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -47,8 +46,7 @@ func (ls *laneSet[T]) run(ch <-chan *kafka.Message) {
 			stopped = true // failed for good or stopping: it stays uncommitted
 			continue
 		}
-		ls.ps.tracker.Done(m.Offset)
-		ls.ps.lastProgress.Store(time.Now().UnixNano())
+		ls.ps.finish(m.Offset)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -103,7 +104,7 @@ func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageI
 	var pending []handlerRun
 	for i := range p.s.handlers {
 		h := &p.s.handlers[i]
-		if len(done) > 0 && contains(done, h.name) {
+		if len(done) > 0 && slices.Contains(done, h.name) {
 			continue
 		}
 		err := p.call(ctx, h, msg, info, 1)
@@ -198,7 +199,7 @@ func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageI
 func (p *processor[T]) succeededBefore(i int, done []string) []string {
 	for j := 0; j < i; j++ {
 		name := p.s.handlers[j].name
-		if !contains(done, name) {
+		if !slices.Contains(done, name) {
 			done = append(done, name)
 		}
 	}
@@ -419,14 +420,9 @@ func (s *session[T]) checkRecoveryTopics(ctx context.Context) error {
 	if len(topics) == 0 {
 		return nil
 	}
-	tr := &kafka.Transport{
-		Dial:        (&net.Dialer{Timeout: c.cfg.dialTimeout}).DialContext,
-		DialTimeout: c.cfg.dialTimeout,
-		ClientID:    c.cfg.clientID,
-		TLS:         s.dialer.TLS,
-		SASL:        s.dialer.SASLMechanism,
-	}
-	defer tr.CloseIdleConnections()
+	s.pubMu.Lock()
+	tr := s.transportLocked() // shared with the publishers; closed by closePublishers
+	s.pubMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr}
@@ -458,13 +454,4 @@ func splitNames(s string) []string {
 		return nil
 	}
 	return strings.Split(s, ",")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

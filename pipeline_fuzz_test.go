@@ -2,6 +2,7 @@ package mq
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,7 +70,7 @@ func FuzzFailureHeaders(f *testing.F) {
 			}
 		}
 		for _, name := range splitNames(header(out, HeaderHandlersDone)) {
-			if !contains(f.done, name) {
+			if !slices.Contains(f.done, name) {
 				t.Fatalf("handlers-done lists %q, not in %v", name, f.done)
 			}
 		}

@@ -983,7 +983,7 @@ func (p *Producer[T]) produce(group []*partBatch[T]) {
 		case rp.ErrorCode == int16(kafka.MessageSizeTooLarge) && len(b.recs) > 1:
 			// One record is too large for the broker: send the batch's
 			// records one by one so that only the culprit fails.
-			p.requeue(b, len(b.recs), 0, nil)
+			p.requeue(b, len(b.recs), 0)
 		case rp.ErrorCode != 0:
 			err := error(kafka.Error(rp.ErrorCode))
 			if rp.ErrorMessage != "" {
@@ -1052,12 +1052,12 @@ func (p *Producer[T]) failOrRetry(b *partBatch[T], err error) {
 	}
 	backoff := l.backoff
 	p.qmu.Unlock()
-	p.requeue(b, 0, backoff, err)
+	p.requeue(b, 0, backoff)
 }
 
 // requeue puts a batch back at the head of its partition, to be sent after
 // backoff; single > 0 makes the next single records leave one per request.
-func (p *Producer[T]) requeue(b *partBatch[T], single int, backoff time.Duration, err error) {
+func (p *Producer[T]) requeue(b *partBatch[T], single int, backoff time.Duration) {
 	p.qmu.Lock()
 	l := b.lane
 	l.retryAt = time.Now().Add(backoff)
