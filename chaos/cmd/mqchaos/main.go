@@ -192,6 +192,11 @@ func orchestrate() (code int) {
 	} else if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "mqchaos:", err)
 		return 2
+	} else if entries, err := os.ReadDir(*dir); err != nil || len(entries) > 0 {
+		// The checker reads every file of the run directory: a previous
+		// run's files would count as this run's messages.
+		fmt.Fprintf(os.Stderr, "mqchaos: -dir %s must be empty (or omit -dir for a new directory)\n", *dir)
+		return 2
 	}
 	ps, err := newProcs()
 	if err != nil {
