@@ -559,8 +559,10 @@ func (p *Producer[T]) complete(r *record[T], err error) {
 	case err != nil:
 		p.log.Error("message not delivered", zap.Int("partition", r.msg.Partition), zap.Error(err))
 	}
-	<-p.sem
+	// Count it out before freeing its slot, so that Buffered never exceeds
+	// the bound while another sender takes the slot.
 	p.addPending(-1)
+	<-p.sem
 }
 
 // ----- partitioning -----
