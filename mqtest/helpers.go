@@ -323,7 +323,7 @@ func (c *Cluster) Produce(ctx context.Context, topic string, msgs ...kafka.Messa
 	if err != nil {
 		return err
 	}
-	byPart := make(map[int][]kafka.Record)
+	byPart := make(map[int][]kafka.Message)
 	var order []int
 	now := time.Now()
 	for i, m := range msgs {
@@ -340,12 +340,8 @@ func (c *Cluster) Produce(ctx context.Context, topic string, msgs ...kafka.Messa
 		if _, ok := byPart[m.Partition]; !ok {
 			order = append(order, m.Partition)
 		}
-		byPart[m.Partition] = append(byPart[m.Partition], kafka.Record{
-			Time:    ts,
-			Key:     kafka.NewBytes(m.Key),
-			Value:   kafka.NewBytes(m.Value),
-			Headers: m.Headers,
-		})
+		m.Time = ts
+		byPart[m.Partition] = append(byPart[m.Partition], m)
 	}
 	for _, p := range order {
 		if err := c.producePartition(ctx, topic, p, byPart[p]); err != nil {
@@ -357,9 +353,15 @@ func (c *Cluster) Produce(ctx context.Context, topic string, msgs ...kafka.Messa
 
 // producePartition writes records to one partition, retrying errors the
 // broker calls temporary (a leader that is still being elected right after
-// the topic was created, for instance) until ctx ends.
-func (c *Cluster) producePartition(ctx context.Context, topic string, p int, records []kafka.Record) error {
+// the topic was created, for instance) until ctx ends. Each attempt builds
+// its records afresh: a kafka.Record's key and value are readers, empty once
+// a request has consumed them, so reusing them would resend empty records.
+func (c *Cluster) producePartition(ctx context.Context, topic string, p int, msgs []kafka.Message) error {
 	for attempt := 1; ; attempt++ {
+		records := make([]kafka.Record, len(msgs))
+		for i, m := range msgs {
+			records[i] = kafka.Record{Time: m.Time, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
+		}
 		resp, err := c.client.Produce(ctx, &kafka.ProduceRequest{
 			Topic:        topic,
 			Partition:    p,
