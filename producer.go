@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
+	"github.com/segmentio/kafka-go/protocol/rawproduce"
 	"go.uber.org/zap"
 )
 
@@ -920,29 +922,42 @@ func (p *Producer[T]) produce(group []*partBatch[T]) {
 	if len(live) == 0 {
 		return
 	}
-	parts := make([]produceAPI.RequestPartition, len(live))
+	bufs, err := p.encode(live, now)
+	if err != nil { // cannot happen with validated options; fail, never drop
+		for _, b := range live {
+			for _, r := range b.recs {
+				p.complete(r, err)
+			}
+		}
+		return
+	}
+	parts := make([]rawproduce.RequestPartition, len(live))
 	for i, b := range live {
-		parts[i] = produceAPI.RequestPartition{
+		parts[i] = rawproduce.RequestPartition{
 			Partition: int32(b.lane.partition),
-			RecordSet: protocol.RecordSet{
-				Attributes: protocol.Attributes(p.cfg.compression) & 7,
-				Records:    &recordReader[T]{recs: b.recs},
-			},
+			RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(bufs[i].out)},
 		}
 	}
-	req := &produceAPI.Request{
+	req := &rawproduce.Request{
 		Acks:    int16(p.cfg.acks),
 		Timeout: int32(p.cfg.writeTimeout / time.Millisecond),
-		Topics:  []produceAPI.RequestTopic{{Topic: p.topic, Partitions: parts}},
+		Topics:  []rawproduce.RequestTopic{{Topic: p.topic, Partitions: parts}},
 	}
 	ctx, cancel := context.WithDeadline(p.abort, deadline)
 	resp, err := p.rt.RoundTrip(ctx, p.addr, req)
 	cancel()
 	if err != nil {
+		// The transport may still be writing the request: the buffers are
+		// left to the garbage collector, not reused.
 		for _, b := range live {
 			p.failOrRetry(b, err)
 		}
 		return
+	}
+	for _, b := range bufs {
+		if cap(b.out) <= maxPooledBatch && cap(b.recs) <= maxPooledBatch {
+			encBufs.Put(b)
+		}
 	}
 	if p.cfg.acks == AcksNone {
 		for _, b := range live {
@@ -1072,33 +1087,54 @@ func (p *Producer[T]) requeue(b *partBatch[T], single int, backoff time.Duration
 	p.signal()
 }
 
-// recordReader feeds a batch to kafka-go's produce request without copying.
-type recordReader[T any] struct {
-	recs  []*record[T]
-	i     int
-	rec   kafka.Record
-	key   bytesReadCloser
-	value bytesReadCloser
+// maxPooledBatch bounds the encode buffers kept for reuse.
+const maxPooledBatch = 4 << 20
+
+// encode encodes the batches of one request, in parallel when they are large
+// enough for compression to be worth spreading over the CPUs.
+func (p *Producer[T]) encode(live []*partBatch[T], now time.Time) ([]*encBuf, error) {
+	bufs := make([]*encBuf, len(live))
+	for i := range bufs {
+		bufs[i] = encBufs.Get().(*encBuf)
+	}
+	total := 0
+	for _, b := range live {
+		total += b.size
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(live), max(1, total/parallelEncodeBytes))
+	if workers <= 1 {
+		for i, b := range live {
+			if err := encodeBatch(bufs[i], b.recs, p.cfg.compression, now); err != nil {
+				return nil, err
+			}
+		}
+		return bufs, nil
+	}
+	var next atomic.Int64
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(live) {
+					return
+				}
+				if err := encodeBatch(bufs[i], live[i].recs, p.cfg.compression, now); err != nil {
+					errs[w] = err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return bufs, nil
 }
 
-func (rr *recordReader[T]) ReadRecord() (*kafka.Record, error) {
-	if rr.i >= len(rr.recs) {
-		return nil, io.EOF
-	}
-	r := rr.recs[rr.i]
-	rr.i++
-	rr.rec = kafka.Record{Time: r.msg.Time, Headers: r.msg.Headers}
-	if r.msg.Key != nil {
-		rr.key.Reset(r.msg.Key)
-		rr.rec.Key = &rr.key
-	}
-	if r.value != nil {
-		rr.value.Reset(r.value)
-		rr.rec.Value = &rr.value
-	}
-	return &rr.rec, nil
-}
-
-type bytesReadCloser struct{ bytes.Reader }
-
-func (*bytesReadCloser) Close() error { return nil }
+// parallelEncodeBytes is the request size from which each additional
+// goroutine encodes a share of the batches.
+const parallelEncodeBytes = 64 << 10
