@@ -31,8 +31,9 @@ type proc struct {
 	LogPath string
 	Started time.Time
 
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd   *exec.Cmd
+	done  chan struct{}
+	ready chan struct{} // closed once the worker handles SIGTERM (or ended)
 
 	mu       sync.Mutex
 	ended    time.Time
@@ -65,12 +66,31 @@ func (ps *procs) start(cfg WorkerConfig, dir string) (*proc, error) {
 	cmd.Stderr = lf
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &proc{Name: cfg.Name, Cfg: cfg, LogPath: logPath, cmd: cmd, done: make(chan struct{}), exitCode: -1}
+	// fd 3 in the worker: it writes one byte once its signal handlers are
+	// installed (see announceReady), so that a SIGTERM sent right after the
+	// start is a graceful stop, not the default action that kills.
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.ExtraFiles = []*os.File{readyW}
+	cmd.Env = append(cmd.Env, readyEnv+"=3")
+	p := &proc{Name: cfg.Name, Cfg: cfg, LogPath: logPath, cmd: cmd, done: make(chan struct{}),
+		ready: make(chan struct{}), exitCode: -1}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	readyW.Close() // the child has its copy
+	if err != nil {
+		readyR.Close()
 		return nil, fmt.Errorf("starting %s: %w", cfg.Name, err)
 	}
+	go func() {
+		var b [1]byte
+		_, _ = readyR.Read(b[:]) // a byte, or EOF when the worker ends
+		readyR.Close()
+		close(p.ready)
+	}()
 	p.Started = time.Now()
 	ps.live[p] = struct{}{}
 	ps.count++
@@ -95,8 +115,15 @@ func (ps *procs) start(cfg WorkerConfig, dir string) (*proc, error) {
 func (p *proc) Pid() int { return p.cmd.Process.Pid }
 
 // signal sends sig to the process (and its group, so that nothing it
-// started survives).
+// started survives). SIGTERM and SIGINT wait until the worker handles them.
 func (p *proc) signal(sig syscall.Signal) {
+	if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+		select {
+		case <-p.ready:
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+		}
+	}
 	p.mu.Lock()
 	p.sent = append(p.sent, sig.String())
 	p.mu.Unlock()

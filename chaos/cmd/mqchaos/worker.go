@@ -188,10 +188,26 @@ type ConsumerSummary struct {
 	Seconds  float64          `json:"seconds"`
 }
 
+// readyEnv names the file descriptor on which a worker announces itself.
+const readyEnv = "MQCHAOS_READY_FD"
+
+// announceReady tells the orchestrator (through the descriptor readyEnv
+// names, see procs.start) that the signal handlers are installed.
+func announceReady() {
+	fd, err := strconv.Atoi(os.Getenv(readyEnv))
+	if err != nil || fd < 3 {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	_, _ = f.Write([]byte{1})
+	_ = f.Close()
+}
+
 func runConsumer(cfg WorkerConfig) int {
 	// Signals first: a SIGTERM must always mean "cancel Run's context".
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	announceReady()
 	if !cfg.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, cfg.Deadline)
@@ -404,6 +420,7 @@ func atomicMaxFloat(p *atomic.Uint64, v float64) {
 func runProducer(cfg WorkerConfig) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	announceReady()
 	if !cfg.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, cfg.Deadline)
