@@ -137,8 +137,6 @@ func (c Compression) String() string {
 	return fmt.Sprintf("compression(%d)", int(c))
 }
 
-func (c Compression) kafka() kafka.Compression { return kafka.Compression(c) }
-
 // Acks is the number of acknowledgements the partition leader must gather
 // before a produce request succeeds.
 type Acks int
@@ -245,7 +243,10 @@ func WithBatchTimeout(d time.Duration) ProducerOption {
 }
 
 // WithCompression sets the batch compression codec. This overrides the
-// default of [CompressionNone].
+// default of [CompressionNone]. Batches are compressed with kafka-go's codecs,
+// except snappy, which uses s2's fast block encoder (kafka-go's default is
+// its slower "better" level); the output is standard xerial-framed snappy
+// that every client reads.
 func WithCompression(codec Compression) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.compression = codec })
 }
