@@ -102,3 +102,41 @@ func BenchmarkEncodeBatch(b *testing.B) {
 		})
 	}
 }
+
+// FuzzEncodeBatch: whatever the bytes, a batch decodes to what was encoded.
+func FuzzEncodeBatch(f *testing.F) {
+	f.Add([]byte("k"), []byte(`{"id":1}`), "h", []byte("v"), uint8(0), int64(0), false)
+	f.Add([]byte{}, []byte{}, "", []byte{}, uint8(2), int64(-5), true)
+	f.Add([]byte(nil), []byte(strings.Repeat("x", 70000)), "trace", []byte(nil), uint8(4), int64(1<<40), false)
+	f.Fuzz(func(t *testing.T, key, value []byte, hkey string, hval []byte, codec uint8, delta int64, nilKey bool) {
+		if nilKey {
+			key = nil
+		}
+		c := Compression(codec % 5)
+		t0 := time.UnixMilli(1_764_000_000_000)
+		delta = delta % (1 << 40)
+		recs := []*record[[]byte]{
+			{msg: Message[[]byte]{Key: key, Time: t0, Headers: []Header{{Key: hkey, Value: hval}}}, value: value},
+			{msg: Message[[]byte]{Key: value, Time: t0.Add(time.Duration(delta) * time.Millisecond)}, value: key},
+		}
+		var b encBuf
+		require.NoError(t, encodeBatch(&b, recs, c, time.Now()))
+		var rs protocol.RecordSet
+		_, err := rs.ReadFrom(bytes.NewReader(b.out))
+		require.NoError(t, err)
+		for i, want := range recs {
+			got, err := rs.Records.ReadRecord()
+			require.NoError(t, err)
+			require.Equal(t, want.msg.Time.UnixMilli(), got.Time.UnixMilli(), "record %d", i)
+			require.Equal(t, want.msg.Key == nil, got.Key == nil, "record %d null key", i)
+			require.Equal(t, want.value == nil, got.Value == nil, "record %d null value", i)
+			require.Equal(t, string(want.msg.Key), readAll(t, got.Key))
+			require.Equal(t, string(want.value), readAll(t, got.Value))
+			require.Len(t, got.Headers, len(want.msg.Headers))
+			for j, h := range want.msg.Headers {
+				require.Equal(t, h.Key, got.Headers[j].Key)
+				require.Equal(t, string(h.Value), string(got.Headers[j].Value))
+			}
+		}
+	})
+}
