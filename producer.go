@@ -551,19 +551,26 @@ func (p *Producer[T]) complete(r *record[T], err error) {
 		p.failed.Add(1)
 		p.lastErr.Store(&errBox{err})
 	}
+	// Count it out before freeing its slot, so that Buffered never exceeds
+	// the bound while another sender takes the slot. A synchronous sender is
+	// told after the count (Stats read when Send returns no longer show the
+	// message as buffered); a callback runs before it, so that Flush returns
+	// only once every callback has run.
 	switch {
 	case r.waiter != nil:
+		p.addPending(-1)
 		r.waiter.finish()
 	case r.done != nil:
 		msg := r.msg
 		msg.Offset = r.offset
 		r.done(msg, err)
-	case err != nil:
-		p.log.Error("message not delivered", zap.Int("partition", r.msg.Partition), zap.Error(err))
+		p.addPending(-1)
+	default:
+		if err != nil {
+			p.log.Error("message not delivered", zap.Int("partition", r.msg.Partition), zap.Error(err))
+		}
+		p.addPending(-1)
 	}
-	// Count it out before freeing its slot, so that Buffered never exceeds
-	// the bound while another sender takes the slot.
-	p.addPending(-1)
 	<-p.sem
 }
 

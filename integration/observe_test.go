@@ -195,3 +195,17 @@ func TestHealth(t *testing.T) {
 	code, _ = get("/livez")
 	assert.Equal(t, http.StatusServiceUnavailable, code, "not live after Run returned")
 }
+
+// When a synchronous send returns, Stats already count its messages out of
+// Buffered (the waiter used to be woken before the count, so a Stats call
+// right after Send could still see the last message as buffered).
+func TestStatsSettledWhenSyncSendReturns(t *testing.T) {
+	topic := cluster.NewTopic(t, 2)
+	p := newProducer(t, topic)
+	const rounds, per = 300, 4
+	for i := 0; i < rounds; i++ {
+		produceChat(t, p, i*per, (i+1)*per)
+		st := p.Stats()
+		require.Equal(t, mq.ProducerStats{Sent: int64((i + 1) * per), Delivered: int64((i + 1) * per)}, st, "after send %d", i)
+	}
+}
