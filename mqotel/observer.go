@@ -123,35 +123,29 @@ func New(opts ...Option) *Observer {
 
 func counter(m metric.Meter, name, unit, desc string) metric.Int64Counter {
 	c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
-	if err != nil {
-		otel.Handle(err)
-	}
-	if c == nil {
-		c = metricnoop.Int64Counter{}
-	}
-	return c
+	return usable[metric.Int64Counter](c, err, metricnoop.Int64Counter{})
 }
 
 func histogram(m metric.Meter, name string, buckets metric.HistogramOption, desc string) metric.Float64Histogram {
 	h, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc), buckets)
-	if err != nil {
-		otel.Handle(err)
-	}
-	if h == nil {
-		h = metricnoop.Float64Histogram{}
-	}
-	return h
+	return usable[metric.Float64Histogram](h, err, metricnoop.Float64Histogram{})
 }
 
 func gauge(m metric.Meter, name, unit, desc string) metric.Int64ObservableGauge {
 	g, err := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	return usable[metric.Int64ObservableGauge](g, err, metricnoop.Int64ObservableGauge{})
+}
+
+// usable hands a meter's error to OpenTelemetry's error handler and returns
+// the instrument, or noop when the meter returned none.
+func usable[T any](inst T, err error, noop T) T {
 	if err != nil {
 		otel.Handle(err)
 	}
-	if g == nil {
-		g = metricnoop.Int64ObservableGauge{}
+	if any(inst) == nil {
+		return noop
 	}
-	return g
+	return inst
 }
 
 func isNoopTracerProvider(tp trace.TracerProvider) bool {

@@ -203,16 +203,22 @@ func announceReady() {
 	_ = f.Close()
 }
 
-func runConsumer(cfg WorkerConfig) int {
-	// Signals first: a SIGTERM must always mean "cancel Run's context".
+// workerContext is a worker's context: cancelled by SIGTERM or SIGINT (the
+// handlers are installed before anything else, then announced) and ended by
+// the configured deadline.
+func workerContext(cfg WorkerConfig) (context.Context, func()) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	announceReady()
-	if !cfg.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, cfg.Deadline)
-		defer cancel()
+	if cfg.Deadline.IsZero() {
+		return ctx, stop
 	}
+	ctx, cancel := context.WithDeadline(ctx, cfg.Deadline)
+	return ctx, func() { cancel(); stop() }
+}
+
+func runConsumer(cfg WorkerConfig) int {
+	ctx, stop := workerContext(cfg)
+	defer stop()
 	start := time.Now()
 	log := newLogger(cfg)
 	defer log.Sync() //nolint:errcheck
@@ -418,14 +424,8 @@ func atomicMaxFloat(p *atomic.Uint64, v float64) {
 }
 
 func runProducer(cfg WorkerConfig) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := workerContext(cfg)
 	defer stop()
-	announceReady()
-	if !cfg.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, cfg.Deadline)
-		defer cancel()
-	}
 	start := time.Now()
 	log := newLogger(cfg)
 	defer log.Sync() //nolint:errcheck
