@@ -2,8 +2,8 @@ package fetch
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"testing"
 
 	"github.com/segmentio/kafka-go"
