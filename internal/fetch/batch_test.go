@@ -200,6 +200,7 @@ func TestDecodeBatchCorruptContent(t *testing.T) {
 		{"fewer records than stated", func(b []byte) []byte { binary.BigEndian.PutUint32(b[57:], 4); return b }},
 		{"negative record count", func(b []byte) []byte { binary.BigEndian.PutUint32(b[57:], 0xffffffff); return b }},
 		{"hostile record count", func(b []byte) []byte { binary.BigEndian.PutUint32(b[57:], 1<<30); return b }},
+		{"record past the last offset delta", func(b []byte) []byte { binary.BigEndian.PutUint32(b[23:], 1); return b }},
 		{"negative last offset delta", func(b []byte) []byte { binary.BigEndian.PutUint32(b[23:], 0xfffffff0); return b }},
 		{"record length past the end", func(b []byte) []byte { b[batchHeaderSize] = 0x7e; return b }},
 		{"negative record length", func(b []byte) []byte { b[batchHeaderSize] = 0x01; return b }},
@@ -222,6 +223,20 @@ func TestDecodeBatchCorruptContent(t *testing.T) {
 				require.ErrorIs(t, err, ErrCorruptBatch)
 			}
 		})
+	}
+}
+
+// Records out of offset order, or repeating an offset, are corrupt: they
+// would be delivered twice or out of order.
+func TestDecodeBatchOffsetOrder(t *testing.T) {
+	for _, deltas := range [][]int64{{0, 2, 1}, {0, 1, 1}, {-1, 0, 1}} {
+		tb := newTestBatch(0, 3)
+		for i, d := range deltas {
+			tb.records[i].offsetDelta = d
+		}
+		tb.lastOffsetDelta = 2
+		_, _, err := DecodeBatch(tb.encode(t), 0)
+		require.ErrorIs(t, err, ErrCorruptBatch, "deltas %v", deltas)
 	}
 }
 

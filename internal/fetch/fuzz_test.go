@@ -59,10 +59,12 @@ func FuzzDecodeBatch(f *testing.F) {
 			if d.NextOffset < 3 {
 				t.Fatalf("next offset %d below the fetch offset", d.NextOffset)
 			}
+			prev := int64(2)
 			for _, r := range d.Records {
-				if r.Offset < 3 {
-					t.Fatalf("record at %d before the fetch offset", r.Offset)
+				if r.Offset <= prev || r.Offset >= d.NextOffset {
+					t.Fatalf("record at %d after %d, next offset %d", r.Offset, prev, d.NextOffset)
 				}
+				prev = r.Offset
 			}
 			if err == nil && n == len(data) && derr != nil {
 				t.Fatalf("batch decodes alone but not in a record set: %v", derr)

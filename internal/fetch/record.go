@@ -65,6 +65,7 @@ func appendRecords(dst []Record, b *Batch, recs []byte) ([]Record, error) {
 	tsType := b.Attributes.TimestampType()
 	var headers []kafka.Header // shared by the batch's records, sliced per record
 	pos := 0
+	prevDelta := int64(-1)
 	for i := 0; i < n; i++ {
 		length, m := binary.Varint(recs[pos:])
 		if m <= 0 || length < 0 || length > int64(len(recs)-pos-m) {
@@ -83,7 +84,15 @@ func appendRecords(dst []Record, b *Batch, recs []byte) ([]Record, error) {
 		p := recordParser{b: body, ok: len(body) > 0}
 		p.b = p.b[min(1, len(p.b)):] // record attributes: unused
 		tsDelta := p.varint()
-		r.Offset = b.BaseOffset + p.varint()
+		// Offsets increase within a batch and end at its last offset
+		// (compaction leaves gaps but keeps the order): anything else would
+		// deliver a record twice or out of order.
+		delta := p.varint()
+		if delta <= prevDelta || delta > int64(b.LastOffsetDelta) {
+			return dst, corrupt("record %d: offset delta %d after %d, last %d", i, delta, prevDelta, b.LastOffsetDelta)
+		}
+		prevDelta = delta
+		r.Offset = b.BaseOffset + delta
 		r.Key = p.bytes()
 		r.Value = p.bytes()
 		if nh := p.varint(); nh != 0 {

@@ -4,9 +4,10 @@
 // manifest (fixtures.json) describing each request. It is run by
 // ../java/capture.sh after Fixtures.java wrote the topics; see ../README.md.
 //
-// usage: go run ./internal/fetch/testdata/capture -broker 127.0.0.1:19392 \
+// Usage:
 //
-//	-expected internal/fetch/testdata/broker/expected.ndjson -out internal/fetch/testdata/broker
+//	go run ./internal/fetch/testdata/capture -broker 127.0.0.1:19392 \
+//		-expected internal/fetch/testdata/broker/expected.ndjson -out internal/fetch/testdata/broker
 package main
 
 import (
