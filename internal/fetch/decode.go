@@ -93,6 +93,9 @@ func DecodeRecords(p *PartitionResponse, fetchOffset int64, opts Options) (Decod
 		txns.init(p.AbortedTransactions)
 	}
 
+	if n := countRecords(p.Records); n > 0 {
+		d.Records = make([]Record, 0, n)
+	}
 	data := p.Records
 	for len(data) > 0 {
 		b, recs, n, err := parseBatchHeader(data)
@@ -150,6 +153,23 @@ func DecodeRecords(p *PartitionResponse, fetchOffset int64, opts Options) (Decod
 		d.NextOffset = max(d.NextOffset, next)
 	}
 	return d, nil
+}
+
+// countRecords adds up the record counts of the complete v2 batches of a
+// record set, to size the result once. The sum is capped by what the bytes
+// could hold uncompressed, so hostile counts do not allocate.
+func countRecords(data []byte) int {
+	limit := len(data) / minRecordSize
+	n := 0
+	for len(data) >= batchHeaderSize && n < limit {
+		size := batchOffsetsSize + int64(binary.BigEndian.Uint32(data[8:]))
+		if size < batchHeaderSize || size > int64(len(data)) || data[magicPos] != magicV2 {
+			break
+		}
+		n += max(int(int32(binary.BigEndian.Uint32(data[57:]))), 0)
+		data = data[size:]
+	}
+	return min(n, limit)
 }
 
 // isAbortMarker reads the control record of a control batch: an ABORT
