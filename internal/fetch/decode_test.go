@@ -2,6 +2,8 @@ package fetch
 
 import (
 	"bytes"
+	"encoding/binary"
+	"runtime"
 	"testing"
 
 	"github.com/segmentio/kafka-go/compress"
@@ -270,4 +272,22 @@ func TestDecodeRecordsNullRecordSet(t *testing.T) {
 	d, err := DecodeRecords(&PartitionResponse{}, 42, Options{Isolation: ReadCommitted})
 	require.NoError(t, err)
 	require.Equal(t, Decoded{NextOffset: 42}, d)
+}
+
+// Record counts in batch headers are claims: a set of small batches each
+// claiming a billion records allocates in proportion to its bytes.
+func TestDecodeRecordsHostileCounts(t *testing.T) {
+	var set []byte
+	for i := range 100 {
+		b := newTestBatch(int64(i), 1).encode(t)
+		binary.BigEndian.PutUint32(b[57:], 1<<30)
+		set = append(set, withCRC(b)...)
+	}
+	p := &PartitionResponse{Records: set}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := DecodeRecords(p, 0, Options{})
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, ErrCorruptBatch)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(200*len(set)), "allocated %d bytes for %d", after.TotalAlloc-before.TotalAlloc, len(set))
 }
