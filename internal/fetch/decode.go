@@ -51,6 +51,10 @@ type Decoded struct {
 	// complete batch means no progress: the batch at NextOffset is larger
 	// than the partition's fetch size.
 	Truncated bool
+	// LeaderEpoch is the partition leader epoch of the last batch read (-1
+	// when none was): with NextOffset, the position to validate after a
+	// leader change (KIP-320), as the Java client keeps it.
+	LeaderEpoch int32
 	// Batches counts the complete batches read, ControlBatches the
 	// transaction markers among them, AbortedBatches the batches dropped as
 	// aborted (read-committed).
@@ -80,7 +84,7 @@ const controlAbort = 0
 // On a batch that cannot be decoded, DecodeRecords returns the records
 // before it with NextOffset at that batch, and a *BatchError.
 func DecodeRecords(p *PartitionResponse, fetchOffset int64, opts Options) (Decoded, error) {
-	d := Decoded{NextOffset: fetchOffset}
+	d := Decoded{NextOffset: fetchOffset, LeaderEpoch: -1}
 	limit := limitOrDefault(opts.MaxBatchBytes)
 	readCommitted := opts.Isolation == ReadCommitted
 
@@ -111,6 +115,7 @@ func DecodeRecords(p *PartitionResponse, fetchOffset int64, opts Options) (Decod
 			break
 		}
 		d.Batches++
+		d.LeaderEpoch = b.PartitionLeaderEpoch
 		next := min(b.NextOffset(), stable)
 
 		if readCommitted && b.ProducerID != -1 {
@@ -137,6 +142,7 @@ func DecodeRecords(p *PartitionResponse, fetchOffset int64, opts Options) (Decod
 		first := len(d.Records)
 		d.Records, err = decodeRecordsSection(&b, recs, d.Records, limit)
 		if err != nil {
+			clear(d.Records[first:])
 			d.Records = d.Records[:first]
 			return d, &BatchError{Offset: b.BaseOffset, NextOffset: b.NextOffset(), Magic: b.Magic, Err: err}
 		}

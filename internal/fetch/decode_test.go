@@ -45,7 +45,9 @@ var bothModes = []struct {
 }{{"read-uncommitted", ReadUncommitted}, {"read-committed", ReadCommitted}}
 
 func TestDecodeRecordsPlain(t *testing.T) {
-	p := partition(t, 10, nil, newTestBatch(0, 4), newTestBatch(4, 3), newTestBatch(7, 3))
+	last := newTestBatch(7, 3)
+	last.leaderEpoch = 4 // a leader change before the last batch
+	p := partition(t, 10, nil, newTestBatch(0, 4), newTestBatch(4, 3), last)
 	for _, m := range bothModes {
 		t.Run(m.name, func(t *testing.T) {
 			d, err := DecodeRecords(p, 0, Options{Isolation: m.iso})
@@ -54,6 +56,9 @@ func TestDecodeRecordsPlain(t *testing.T) {
 			require.Equal(t, int64(10), d.NextOffset)
 			require.False(t, d.Truncated)
 			require.Equal(t, 3, d.Batches)
+			require.Equal(t, int32(4), d.LeaderEpoch)
+			require.Equal(t, int32(3), d.Records[6].LeaderEpoch)
+			require.Equal(t, int32(4), d.Records[7].LeaderEpoch)
 			require.Equal(t, "k9", string(d.Records[9].Key))
 		})
 	}
@@ -271,7 +276,7 @@ func TestDecodeRecordsCorruptBatch(t *testing.T) {
 func TestDecodeRecordsNullRecordSet(t *testing.T) {
 	d, err := DecodeRecords(&PartitionResponse{}, 42, Options{Isolation: ReadCommitted})
 	require.NoError(t, err)
-	require.Equal(t, Decoded{NextOffset: 42}, d)
+	require.Equal(t, Decoded{NextOffset: 42, LeaderEpoch: -1}, d)
 }
 
 // Record counts in batch headers are claims: a set of small batches each
