@@ -287,14 +287,15 @@ func TestExternalUnreachable(t *testing.T) {
 	require.NoError(t, kf.Close())
 
 	t.Setenv(mqtest.EnvBrokers, addr) // selects external mode
-	start := time.Now()
-	c, err := mqtest.NewCluster(ctxT(t), mqtest.WithConnectTimeout(2*time.Second))
+	// A connect timeout far beyond the test's own: failing at all shows the
+	// refusal ended the check, not the timeout.
+	c, err := mqtest.NewCluster(ctxT(t), mqtest.WithConnectTimeout(time.Hour))
 	require.Error(t, err)
 	assert.Nil(t, c)
 	assert.Contains(t, err.Error(), addr)
 	assert.Contains(t, err.Error(), "cannot use external Kafka brokers")
 	assert.Contains(t, err.Error(), "connection refused")
-	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded)
 }
 
 // An address that answers but is not Kafka must fail fast and cleanly:
@@ -321,12 +322,12 @@ func TestExternalNotKafka(t *testing.T) {
 	})
 	addr := ln.Addr().String()
 
-	start := time.Now()
-	c, err := mqtest.NewCluster(ctxT(t), mqtest.WithBrokers(addr), mqtest.WithConnectTimeout(2*time.Second))
+	// A connect timeout far beyond the test's own: the first reply decides.
+	c, err := mqtest.NewCluster(ctxT(t), mqtest.WithBrokers(addr), mqtest.WithConnectTimeout(time.Hour))
 	require.Error(t, err)
 	assert.Nil(t, c)
 	assert.Contains(t, err.Error(), addr+" does not answer like a Kafka broker")
-	assert.Less(t, time.Since(start), time.Second)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded)
 }
 
 func TestExternalAgainstEmbedded(t *testing.T) {
