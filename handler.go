@@ -15,7 +15,8 @@ import (
 // The commit contract: returning nil means the handler is done with the
 // message. The message's offset is committed only once every handler returned
 // nil for it and for every earlier message of its partition. Returning an
-// error makes the consumer retry that handler (see [RetryPolicy]); handlers
+// error makes the consumer retry that handler (see [RetryPolicy]); the
+// handlers registered after it still run on the message first, and handlers
 // that already succeeded on the message are not called again for it. Delivery
 // is at-least-once: after a crash or a rebalance, messages processed but not
 // yet committed are delivered again, so handlers should be idempotent (upsert
