@@ -101,6 +101,7 @@ func (c *Client) BrokerAddr(id int32) (string, bool) {
 // ([CoordinatorTransaction]). COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR and
 // COORDINATOR_LOAD_IN_PROGRESS are retried with backoff until ctx ends.
 func (c *Client) FindCoordinator(ctx context.Context, key string, keyType int8) (int32, string, error) {
+	var last error // the last retriable error code
 	for attempt := 1; ; attempt++ {
 		var res *findcoordinator.Response
 		err := c.exchange(ctx, "find coordinator", func(ctx context.Context, conn *Conn) error {
@@ -116,6 +117,9 @@ func (c *Client) FindCoordinator(ctx context.Context, key string, keyType int8) 
 			return nil
 		})
 		if err != nil {
+			if last != nil {
+				err = fmt.Errorf("%w (after %w)", err, last)
+			}
 			return 0, "", err
 		}
 		if res.ErrorCode == 0 {
@@ -131,6 +135,7 @@ func (c *Client) FindCoordinator(ctx context.Context, key string, keyType int8) 
 		default:
 			return 0, "", err
 		}
+		last = err
 		t := time.NewTimer(coordinatorBackoff.Delay(attempt))
 		select {
 		case <-t.C:
@@ -173,7 +178,7 @@ func (c *Client) exchange(ctx context.Context, what string, do func(context.Cont
 		}
 		errs = append(errs, err)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil && (len(errs) == 0 || !errors.Is(errs[len(errs)-1], err)) {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {

@@ -215,4 +215,3 @@ func hasResponse(m protocol.Message) bool {
 	r, ok := m.(interface{ HasResponse() bool })
 	return !ok || r.HasResponse()
 }
-
