@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -70,7 +71,13 @@ func (d *Dialer) DialConn(ctx context.Context, addr string) (*Conn, error) {
 	c, err := d.setup(ctx, nc, addr)
 	if err != nil {
 		_ = nc.Close()
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		ctxErr := ctx.Err()
+		if ctxErr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The only deadline set on nc is ctx's: it passed a moment
+			// before ctx's own timer fired.
+			ctxErr = context.DeadlineExceeded
+		}
+		if ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w (%w)", err, ctxErr)
 		}
 		return nil, err
