@@ -13,10 +13,10 @@ type Header = kafka.Header
 // Message is one Kafka record carrying a value of type T.
 //
 // When consuming, every field is filled from the fetched record. When
-// producing, Key, Value, Headers and Time are sent (a zero Time lets the broker
-// or client stamp it), Topic may name another topic than the producer's
-// default, and Partition, Offset and HighWaterMark are ignored; a delivered
-// message reports its Topic, Partition and Offset back (see [Result]).
+// producing, Key, Value, Headers and Time are sent (a zero Time is stamped
+// with the current time); Topic, Partition, Offset and HighWaterMark are
+// ignored (the producer writes to its own topic); a delivered message
+// reports its Topic, Partition and Offset back (see [Result]).
 type Message[T any] struct {
 	Topic     string
 	Partition int

@@ -1,5 +1,7 @@
-// Package gauges aggregates the per-partition and per-topic gauges that the
-// metrics plugins (mqotel, mqprom) export from consumer and producer stats.
+// Package gauges aggregates the per-partition and per-topic gauges that
+// metrics exporters (mqotel, mqprom, or your own) publish from consumer and
+// producer stats: lag and in-flight messages per partition, buffered messages
+// per topic. It depends only on package mq.
 package gauges
 
 import (
