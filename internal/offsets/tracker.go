@@ -15,12 +15,14 @@ type Tracker struct {
 	ring   []entry // in-flight offsets, in fetch order, ring buffer
 	head   int     // index of the oldest entry
 	n      int     // number of entries
+	gaps   int     // entries that are Advance placeholders
 	commit int64   // next offset to commit; -1 until known
 }
 
 type entry struct {
 	offset int64
 	done   bool
+	gap    bool // an Advance placeholder, not a message
 }
 
 // New returns a tracker whose commit point starts at start (the committed
@@ -41,6 +43,36 @@ func (t *Tracker) Begin(offset int64) bool {
 	if t.n == 0 && t.commit >= 0 && offset < t.commit {
 		return false
 	}
+	t.push(entry{offset: offset})
+	return true
+}
+
+// Advance records that no message exists below next other than those
+// registered with Begin: the offsets in between (transaction markers,
+// records of aborted transactions, offsets compaction removed) need no
+// processing. Once every registered offset below next is done, the commit
+// point moves to next. An offset at or below the last registered one, or
+// below the commit point, changes nothing.
+func (t *Tracker) Advance(next int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	last := next - 1
+	if t.n == 0 {
+		if last+1 > t.commit {
+			t.commit = last + 1
+		}
+		return
+	}
+	if last <= t.ring[(t.head+t.n-1)%len(t.ring)].offset {
+		return
+	}
+	// A processed placeholder for the gap: the commit point passes it as
+	// soon as everything before it is done.
+	t.push(entry{offset: last, done: true, gap: true})
+	t.gaps++
+}
+
+func (t *Tracker) push(e entry) {
 	if t.n == len(t.ring) {
 		grown := make([]entry, len(t.ring)*2)
 		for i := 0; i < t.n; i++ {
@@ -48,9 +80,8 @@ func (t *Tracker) Begin(offset int64) bool {
 		}
 		t.ring, t.head = grown, 0
 	}
-	t.ring[(t.head+t.n)%len(t.ring)] = entry{offset: offset}
+	t.ring[(t.head+t.n)%len(t.ring)] = e
 	t.n++
-	return true
 }
 
 // Done marks offset as fully processed and returns the new commit point.
@@ -76,6 +107,9 @@ func (t *Tracker) Done(offset int64) int64 {
 		if e.offset+1 > t.commit {
 			t.commit = e.offset + 1
 		}
+		if e.gap {
+			t.gaps--
+		}
 		t.head = (t.head + 1) % len(t.ring)
 		t.n--
 	}
@@ -91,10 +125,10 @@ func (t *Tracker) CommitPoint() int64 {
 	return t.commit
 }
 
-// InFlight returns the number of registered offsets not yet released by the
-// commit point.
+// InFlight returns the number of offsets registered with Begin not yet
+// released by the commit point.
 func (t *Tracker) InFlight() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.n
+	return t.n - t.gaps
 }

@@ -65,3 +65,54 @@ func BenchmarkInOrder(b *testing.B) {
 		tr.Done(int64(i))
 	}
 }
+
+func TestAdvanceWithNothingInFlight(t *testing.T) {
+	tr := New(-1)
+	tr.Advance(7)
+	assert.Equal(t, int64(7), tr.CommitPoint(), "markers only: the commit point moves past them")
+	tr.Advance(5)
+	assert.Equal(t, int64(7), tr.CommitPoint(), "never backwards")
+	assert.False(t, tr.Begin(6), "an offset Advance passed is not registered")
+	assert.Equal(t, 0, tr.InFlight())
+}
+
+func TestAdvanceWaitsForEarlierOffsets(t *testing.T) {
+	tr := New(10)
+	require.True(t, tr.Begin(10))
+	require.True(t, tr.Begin(12)) // 11 removed by compaction
+	tr.Advance(15)                 // 13, 14: an aborted record and its marker
+	assert.Equal(t, 2, tr.InFlight(), "the placeholder is not a message in flight")
+	assert.Equal(t, int64(10), tr.CommitPoint())
+	assert.Equal(t, int64(10), tr.Done(12), "10 is not done yet")
+	assert.Equal(t, int64(15), tr.Done(10), "everything below 15 is done or needs no processing")
+	assert.Equal(t, 0, tr.InFlight())
+	assert.False(t, tr.Begin(14))
+	assert.True(t, tr.Begin(15))
+}
+
+func TestAdvanceNotPastRegistered(t *testing.T) {
+	tr := New(0)
+	require.True(t, tr.Begin(0))
+	require.True(t, tr.Begin(1))
+	tr.Advance(2) // next = last registered + 1: nothing to skip
+	tr.Advance(1)
+	assert.Equal(t, 2, tr.InFlight())
+	tr.Done(0)
+	assert.Equal(t, int64(2), tr.Done(1))
+}
+
+func TestAdvanceGrowsRing(t *testing.T) {
+	tr := New(0)
+	var off int64
+	for i := 0; i < 200; i++ { // more entries than the initial ring holds
+		require.True(t, tr.Begin(off))
+		tr.Advance(off + 3)
+		off += 3
+	}
+	assert.Equal(t, 200, tr.InFlight())
+	for o := int64(0); o < off; o += 3 {
+		tr.Done(o)
+	}
+	assert.Equal(t, off, tr.CommitPoint())
+	assert.Equal(t, 0, tr.InFlight())
+}
