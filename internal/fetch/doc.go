@@ -1,5 +1,45 @@
-// Package fetch is the consumer's fetch engine. This part decodes what a
-// broker returns to a Fetch request:
+// Package fetch is the consumer's fetch engine.
+//
+// # Engine
+//
+// A [Fetcher] fetches the partitions assigned to it ([Fetcher.Assign],
+// [Fetcher.Revoke]: whatever manages group membership decides) and hands
+// each partition's records, decoded and in offset order, to that
+// partition's consumer ([Partition.Next], [Chunk.Release]):
+//
+//   - One source per broker (source.go) fetches every assigned partition
+//     the broker leads in one multi-partition Fetch request at a time (v4 to
+//     v11, sessionless), on the broker's one fetch connection of a
+//     wire.Network; a slow or failing broker holds up only its own
+//     partitions. Requests start at a rotating position and put first a
+//     partition whose next batch exceeds its fetch size (a broker returns
+//     the first partition's first batch whole), so every partition makes
+//     progress.
+//   - One lookup goroutine (place.go) finds partition leaders (fresh
+//     metadata) and start offsets (ListOffsets, for OffsetEarliest and
+//     OffsetLatest and after OFFSET_OUT_OF_RANGE), and moves partitions
+//     whose leader changed (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
+//     UNKNOWN_LEADER_EPOCH, ...) to their new leader's source, one
+//     partition at a time: the others keep flowing. Fetches carry the
+//     current leader epoch (KIP-320's fencing); truncation detection with
+//     OffsetsForLeaderEpoch is not done, which matters only after an
+//     unclean leader election (a consumer only reads below the high
+//     watermark, which every in-sync replica has).
+//   - One buffer budget (budget.go) bounds what all partitions hold
+//     between being fetched and being released by their consumer: each
+//     assigned partition may hold an equal share, and a partition holding
+//     its share is left out of requests. Sizes are counted decoded.
+//   - Decoding runs on the partition consumer's goroutine, in Next, so a
+//     consumer of many partitions decodes them in parallel and a source
+//     only splits responses.
+//
+// Fetch sessions (KIP-227) are not used: a sessionless request costs about
+// 28 bytes per partition, and the budget changes partitions' sizes between
+// requests, which an incremental session would have to resend anyway.
+//
+// # Decoding
+//
+// This part decodes what a broker returns to a Fetch request:
 //
 //   - [DecodeFetchResponse] reads a Fetch response body (versions 4 to 11, the
 //     non-flexible ones) into per-partition results whose record sets are
