@@ -80,7 +80,7 @@ func TestAdvanceWaitsForEarlierOffsets(t *testing.T) {
 	tr := New(10)
 	require.True(t, tr.Begin(10))
 	require.True(t, tr.Begin(12)) // 11 removed by compaction
-	tr.Advance(15)                 // 13, 14: an aborted record and its marker
+	tr.Advance(15)                // 13, 14: an aborted record and its marker
 	assert.Equal(t, 2, tr.InFlight(), "the placeholder is not a message in flight")
 	assert.Equal(t, int64(10), tr.CommitPoint())
 	assert.Equal(t, int64(10), tr.Done(12), "10 is not done yet")
