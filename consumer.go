@@ -5,16 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/mqkit/mq/internal/fetch"
+	"github.com/mqkit/mq/internal/wire"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 )
 
-// KafkaConsumer consumes one topic as a member of a consumer group and passes
-// every message, decoded into T, to each registered [Handler].
+// KafkaConsumer consumes one topic (or several, see [WithTopics]) as a
+// member of a consumer group and passes every message, decoded into T, to
+// each registered [Handler].
 //
 // Partitions are processed concurrently, each strictly in offset order. An
 // offset is committed only after every handler succeeded for that message and
@@ -31,20 +35,27 @@ import (
 // Delivery is at-least-once: messages processed but not committed when a
 // process crashes or loses its partitions are delivered again.
 //
-// It is built on kafka-go's ConsumerGroup and Generation API rather than the
-// group Reader, whose commits can go to the wrong generation or backwards
-// around rebalances.
+// Records are fetched by mq's own fetch engine: for each broker, one
+// connection and one multi-partition Fetch request at a time for all the
+// partitions it leads, into one buffer budget for the whole consumer
+// ([WithFetchBufferBytes]). Transaction markers never reach handlers, and
+// committed offsets move past them ([WithIsolationLevel]). Group membership
+// is kafka-go's ConsumerGroup and Generation API (not its group Reader,
+// whose commits can go to the wrong generation or backwards around
+// rebalances).
 type KafkaConsumer[T any] struct {
 	cfg     consumerConfig
 	brokers []string
 	topic   string
+	topics  []string // topic first, then those of WithTopics
 	group   string
 	codec   Codec[T]
 	log     *zap.Logger
 
 	consumerCounters
-	parts  atomic.Pointer[[]*partitionState] // current generation, for Stats and Health
-	joined atomic.Bool
+	parts   atomic.Pointer[[]*partitionState] // current generation, for Stats and Health
+	joined  atomic.Bool
+	fetcher atomic.Pointer[fetch.Fetcher] // while running, for Stats
 
 	mu       sync.Mutex
 	handlers []registeredHandler[T]
@@ -81,20 +92,41 @@ func NewKafkaConsumer[T any](brokers []string, topic, group string, opts ...Cons
 	if err != nil {
 		return nil, err
 	}
+	topics := []string{topic}
+	for _, t := range cfg.topics {
+		if t == "" {
+			return nil, invalid("topic must not be empty")
+		}
+		if !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
+	}
+	for _, t := range topics {
+		for _, r := range cfg.recoverer.Topics(t) {
+			if slices.Contains(topics, r) {
+				return nil, invalid("topic %q is also a recovery topic of %q", r, t)
+			}
+		}
+	}
 	return &KafkaConsumer[T]{
 		cfg:     cfg,
 		brokers: append([]string(nil), brokers...),
 		topic:   topic,
+		topics:  topics,
 		group:   group,
 		codec:   codec,
-		log:     logger(cfg.logger).With(zap.String("topic", topic), zap.String("group", group)),
+		log:     logger(cfg.logger).With(zap.String("group", group)),
 		stopCh:  make(chan struct{}),
 		doneCh:  make(chan struct{}),
 	}, nil
 }
 
-// Topic returns the topic the consumer reads (retry topics aside).
+// Topic returns the topic given to [NewKafkaConsumer].
 func (c *KafkaConsumer[T]) Topic() string { return c.topic }
+
+// Topics returns every topic the consumer reads, retry topics aside: the
+// one given to [NewKafkaConsumer], then those of [WithTopics].
+func (c *KafkaConsumer[T]) Topics() []string { return slices.Clone(c.topics) }
 
 // Group returns the consumer group.
 func (c *KafkaConsumer[T]) Group() string { return c.group }
@@ -175,7 +207,11 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 		dialer = &kafka.Dialer{ClientID: c.cfg.clientID, Timeout: c.cfg.dialTimeout, DualStack: true,
 			TLS: c.cfg.tls, SASLMechanism: c.cfg.sasl}
 	}
-	topics := append([]string{c.topic}, c.cfg.recoverer.retryTopics(c.topic)...)
+	subs := subscriptions(c.topics, c.cfg.recoverer)
+	topics := make([]string, len(subs))
+	for i, sub := range subs {
+		topics[i] = sub.topic
+	}
 	sugar := c.log.Sugar()
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                     c.group,
@@ -198,7 +234,25 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 		return fmt.Errorf("mq: consumer group %q: %w", c.group, err)
 	}
 
-	s := &session[T]{c: c, handlers: handlers, runCtx: runCtx, stop: stop, userCtx: ctx, dialer: dialer, topics: topics}
+	pool := wire.NewPool(c.cfg.wireDialer())
+	defer func() { _ = pool.Close() }()
+	fetcher := fetch.New(fetch.Config{
+		Network:           pool,
+		Client:            wire.NewClient(pool, c.brokers),
+		Isolation:         fetch.IsolationLevel(c.cfg.isolation),
+		MinBytes:          int32(c.cfg.minBytes),
+		MaxWait:           c.cfg.maxWait,
+		PartitionMaxBytes: int32(c.cfg.maxBytes),
+		BufferBytes:       c.cfg.bufferBytes,
+		Reset:             int64(c.cfg.startOffset), // StartEarliest/StartLatest are the engine's sentinels
+		Logger:            c.log,
+	})
+	defer fetcher.Close()
+	c.fetcher.Store(fetcher)
+	defer c.fetcher.Store(nil)
+
+	s := &session[T]{c: c, handlers: handlers, runCtx: runCtx, stop: stop, userCtx: ctx, dialer: dialer,
+		fetcher: fetcher, subs: subs}
 	defer s.closePublishers()
 	if err := s.checkRecoveryTopics(runCtx); err != nil {
 		_ = cg.Close()

@@ -3,25 +3,27 @@ package mq
 import (
 	"context"
 	"sync"
-
-	"github.com/segmentio/kafka-go"
 )
 
 // laneSet runs a partition's messages in several ordered lanes.
 type laneSet[T any] struct {
 	proc  *processor[T]
 	ps    *partitionState
-	chans []chan *kafka.Message
+	chans []chan inbound
 	wg    sync.WaitGroup
 }
 
-func startLanes[T any](proc *processor[T], ps *partitionState, n, queue int) *laneSet[T] {
-	ls := &laneSet[T]{proc: proc, ps: ps, chans: make([]chan *kafka.Message, n)}
+// laneQueue is how many messages a partition's lanes buffer together ahead
+// of their handlers.
+const laneQueue = 1024
+
+func startLanes[T any](proc *processor[T], ps *partitionState, n int) *laneSet[T] {
+	ls := &laneSet[T]{proc: proc, ps: ps, chans: make([]chan inbound, n)}
 	// Each lane buffers a share of the partition's queue, so that one busy
 	// key does not stall the others at once (head-of-line blocking).
-	buf := max(8, queue/n)
+	buf := max(8, laneQueue/n)
 	for i := range ls.chans {
-		ch := make(chan *kafka.Message, buf)
+		ch := make(chan inbound, buf)
 		ls.chans[i] = ch
 		ls.wg.Add(1)
 		go ls.run(ch)
@@ -29,7 +31,7 @@ func startLanes[T any](proc *processor[T], ps *partitionState, n, queue int) *la
 	return ls
 }
 
-func (ls *laneSet[T]) run(ch <-chan *kafka.Message) {
+func (ls *laneSet[T]) run(ch <-chan inbound) {
 	defer ls.wg.Done()
 	stopped := false
 	for m := range ch {
@@ -46,21 +48,21 @@ func (ls *laneSet[T]) run(ch <-chan *kafka.Message) {
 			stopped = true // failed for good or stopping: it stays uncommitted
 			continue
 		}
-		ls.ps.finish(m.Offset)
+		ls.ps.finish(m.rec.Offset)
 	}
 }
 
 // dispatch hands m to its lane, waiting while the lane is full. It reports
 // false when ctx ended first.
-func (ls *laneSet[T]) dispatch(ctx context.Context, m *kafka.Message) bool {
+func (ls *laneSet[T]) dispatch(ctx context.Context, m inbound) bool {
 	var i int
-	if m.Key != nil {
+	if m.rec.Key != nil {
 		// Not murmur2: the partitioner already used it, so within one
 		// partition murmur2(key) mod the partition count is fixed and would
 		// leave most lanes idle.
-		i = int(fnv1a(m.Key) % uint32(len(ls.chans)))
+		i = int(fnv1a(m.rec.Key) % uint32(len(ls.chans)))
 	} else {
-		i = int(m.Offset % int64(len(ls.chans)))
+		i = int(m.rec.Offset % int64(len(ls.chans)))
 	}
 	select {
 	case ls.chans[i] <- m:

@@ -12,11 +12,13 @@ type Header = kafka.Header
 
 // Message is one Kafka record carrying a value of type T.
 //
-// When consuming, every field is filled from the fetched record. When
-// producing, Key, Value, Headers and Time are sent (a zero Time is stamped
-// with the current time); Topic, Partition, Offset and HighWaterMark are
-// ignored (the producer writes to its own topic); a delivered message
-// reports its Topic, Partition and Offset back (see [Result]).
+// When consuming, every field is filled from the fetched record; keys,
+// values (Raw) and header values keep the difference between null (nil) and
+// empty (non-nil, length 0). When producing, Key, Value, Headers and Time
+// are sent (a zero Time is stamped with the current time); Topic,
+// Partition, Offset and HighWaterMark are ignored (the producer writes to
+// its own topic); a delivered message reports its Topic, Partition and
+// Offset back (see [Result]).
 type Message[T any] struct {
 	Topic     string
 	Partition int
@@ -24,7 +26,12 @@ type Message[T any] struct {
 	Key       []byte
 	Value     T
 	Headers   []Header
-	Time      time.Time
+	// Time is the record's timestamp: when consuming, the producer's time
+	// or, on a topic with message.timestamp.type=LogAppendTime, the time
+	// the broker appended it (see TimestampType).
+	Time time.Time
+	// TimestampType says which time Time is (consumer side only).
+	TimestampType TimestampType
 
 	// Tombstone marks a record whose value is null: on compacted topics, a
 	// delete marker for its key. When producing, true sends a null value
@@ -41,6 +48,26 @@ type Message[T any] struct {
 	// Raw holds the undecoded value bytes (consumer side only). Do not
 	// modify it.
 	Raw []byte
+}
+
+// TimestampType says what a consumed message's Time is.
+type TimestampType int8
+
+// Timestamp types, with Kafka's numbering.
+const (
+	// TimestampCreateTime: the time the producer gave the record.
+	TimestampCreateTime TimestampType = 0
+	// TimestampLogAppendTime: the time the broker appended the record's
+	// batch (topic config message.timestamp.type=LogAppendTime).
+	TimestampLogAppendTime TimestampType = 1
+)
+
+// String returns the type's name as Kafka spells it.
+func (t TimestampType) String() string {
+	if t == TimestampLogAppendTime {
+		return "LogAppendTime"
+	}
+	return "CreateTime"
 }
 
 // Header returns the value of the last header named key, and whether it exists.

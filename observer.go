@@ -13,6 +13,9 @@ type MessageInfo struct {
 	Key           []byte
 	Headers       []Header
 	Time          time.Time
+	TimestampType TimestampType
+	// Tombstone reports a null value (see [Message].Tombstone).
+	Tombstone     bool
 	HighWaterMark int64
 	Group         string
 }

@@ -1,11 +1,14 @@
 package mq
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"math"
+	"net"
 	"time"
 
+	"github.com/mqkit/mq/internal/wire"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"go.uber.org/zap"
@@ -416,7 +419,9 @@ type consumerConfig struct {
 	minBytes          int
 	maxBytes          int
 	maxWait           time.Duration
-	queueCapacity     int
+	bufferBytes       int64
+	isolation         IsolationLevel
+	topics            []string // besides the constructor's
 	sessionTimeout    time.Duration
 	heartbeatInterval time.Duration
 	rebalanceTimeout  time.Duration
@@ -443,7 +448,8 @@ func defaultConsumerConfig() consumerConfig {
 		minBytes:          1,
 		maxBytes:          1 << 20,
 		maxWait:           250 * time.Millisecond,
-		queueCapacity:     1000,
+		bufferBytes:       32 << 20,
+		isolation:         ReadCommitted,
 		sessionTimeout:    10 * time.Second,
 		heartbeatInterval: time.Second,
 		rebalanceTimeout:  30 * time.Second,
@@ -456,6 +462,56 @@ func defaultConsumerConfig() consumerConfig {
 	}
 }
 
+// wireDialer returns the connection settings of the consumer's fetch
+// engine: those of the kafka-go dialer given with WithDialer (which the
+// group membership uses too), else the consumer's own.
+func (c *consumerConfig) wireDialer() *wire.Dialer {
+	d := &wire.Dialer{ClientID: c.clientID, DialTimeout: c.dialTimeout, TLS: c.tls, SASL: c.sasl}
+	kd := c.dialer
+	if kd == nil {
+		return d
+	}
+	d.TLS, d.SASL = kd.TLS, kd.SASLMechanism
+	if kd.ClientID != "" {
+		d.ClientID = kd.ClientID
+	}
+	if kd.Timeout > 0 {
+		d.DialTimeout = kd.Timeout
+	}
+	dial := kd.DialFunc
+	if dial == nil {
+		dial = (&net.Dialer{LocalAddr: kd.LocalAddr, FallbackDelay: kd.FallbackDelay, KeepAlive: kd.KeepAlive}).DialContext
+	}
+	if r := kd.Resolver; r != nil {
+		// As kafka-go does: the resolver's first address, the broker's
+		// port unless it gives none.
+		next := dial
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			addrs, err := r.LookupHost(ctx, host)
+			if err != nil {
+				return nil, fmt.Errorf("resolving %s: %w", host, err)
+			}
+			if len(addrs) > 0 {
+				h, p, err := net.SplitHostPort(addrs[0])
+				if err != nil {
+					h, p = addrs[0], ""
+				}
+				host = h
+				if port == "" {
+					port = p
+				}
+			}
+			return next(ctx, network, net.JoinHostPort(host, port))
+		}
+	}
+	d.Dial = dial
+	return d
+}
+
 func (c *consumerConfig) validate() error {
 	if err := c.commonConfig.validate(); err != nil {
 		return err
@@ -463,14 +519,16 @@ func (c *consumerConfig) validate() error {
 	switch {
 	case c.startOffset != StartEarliest && c.startOffset != StartLatest:
 		return invalid("start offset %d must be StartEarliest or StartLatest", int64(c.startOffset))
-	case c.minBytes < 1:
-		return invalid("min bytes %d must be >= 1", c.minBytes)
-	case c.maxBytes < c.minBytes:
-		return invalid("max bytes %d must be >= min bytes %d", c.maxBytes, c.minBytes)
-	case c.maxWait <= 0:
-		return invalid("max wait %v must be > 0", c.maxWait)
-	case c.queueCapacity < 1:
-		return invalid("queue capacity %d must be >= 1", c.queueCapacity)
+	case c.minBytes < 1 || c.minBytes > math.MaxInt32:
+		return invalid("min bytes %d must be within [1, %d]", c.minBytes, math.MaxInt32)
+	case c.maxBytes < 1 || c.maxBytes > math.MaxInt32:
+		return invalid("max bytes %d must be within [1, %d]", c.maxBytes, math.MaxInt32)
+	case c.maxWait < time.Millisecond || c.maxWait/time.Millisecond >= math.MaxInt32:
+		return invalid("max wait %v must be within [1ms, %v)", c.maxWait, time.Duration(math.MaxInt32)*time.Millisecond)
+	case c.bufferBytes < 1:
+		return invalid("fetch buffer bytes %d must be >= 1", c.bufferBytes)
+	case c.isolation != ReadCommitted && c.isolation != ReadUncommitted:
+		return invalid("isolation level %d must be ReadCommitted or ReadUncommitted", int(c.isolation))
 	case c.heartbeatInterval <= 0:
 		return invalid("heartbeat interval %v must be > 0", c.heartbeatInterval)
 	case c.sessionTimeout <= c.heartbeatInterval:
@@ -510,29 +568,76 @@ func WithStartOffset(o StartOffset) ConsumerOption {
 }
 
 // WithFetchMinBytes sets how many bytes a fetch waits for (up to the max
-// wait). This overrides the default of 1.
+// wait) before the broker answers. This overrides the default of 1.
 func WithFetchMinBytes(n int) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.minBytes = n })
 }
 
-// WithFetchMaxBytes caps the bytes one fetch returns per partition. This
-// overrides the default of 1 MiB.
+// WithFetchMaxBytes caps the bytes one fetch asks for per partition (the
+// Java client's max.partition.fetch.bytes); the fetch buffer's share of a
+// partition can make fetches smaller (see [WithFetchBufferBytes]). A record
+// batch larger than this is still fetched, whole. This overrides the
+// default of 1 MiB.
 func WithFetchMaxBytes(n int) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.maxBytes = n })
 }
 
-// WithFetchMaxWait bounds how long a fetch waits for min bytes. It also bounds
-// how long stopping a partition reader takes. This overrides the default of
-// 250ms.
+// WithFetchMaxWait bounds how long a broker holds a fetch that has no data
+// yet (Kafka counts it in milliseconds), and so how late a record written
+// to an idle partition can be fetched. This overrides the default of 250ms.
 func WithFetchMaxWait(d time.Duration) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.maxWait = d })
 }
 
-// WithQueueCapacity caps how many fetched messages are buffered per partition
-// ahead of the handlers; it bounds memory together with the fetch max bytes.
-// This overrides the default of 1000.
-func WithQueueCapacity(n int) ConsumerOption {
-	return consumerOptionFunc(func(c *consumerConfig) { c.queueCapacity = n })
+// WithFetchBufferBytes sets the memory budget for records fetched ahead of
+// the handlers, for the whole consumer: each assigned partition may hold an
+// equal share of it (counted decoded, until its records were passed to the
+// handlers), and a partition that holds its share is not fetched until its
+// handlers catch up. Memory therefore does not grow with the number of
+// partitions, and a slow partition cannot take the others' room. A record
+// batch is fetched whole, so with more partitions than bytes/batch size a
+// partition may hold one batch beyond its share. This overrides the default
+// of 32 MiB.
+func WithFetchBufferBytes(n int64) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.bufferBytes = n })
+}
+
+// IsolationLevel says which records of transactional producers a consumer
+// reads.
+type IsolationLevel int8
+
+// Isolation levels. Transaction markers (control records) never reach
+// handlers in either level, and committed offsets move past them.
+const (
+	// ReadUncommitted reads every data record, including those of aborted
+	// and still open transactions (the Java client's default).
+	ReadUncommitted IsolationLevel = 0
+	// ReadCommitted reads records of committed transactions and
+	// non-transactional records, up to the last stable offset: records of
+	// an open transaction wait until it commits; aborted ones are skipped.
+	// It is the default.
+	ReadCommitted IsolationLevel = 1
+)
+
+// WithIsolationLevel sets which transactional records the consumer reads.
+// This overrides the default of [ReadCommitted]: on a topic without
+// transactions it costs nothing (the last stable offset is the high
+// watermark), and on one with transactions it keeps aborted writes — which
+// the producer's application considered never to have happened — away from
+// handlers, as librdkafka (and so kcat and confluent-kafka-go) does by
+// default. The Java client's default is ReadUncommitted.
+func WithIsolationLevel(l IsolationLevel) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.isolation = l })
+}
+
+// WithTopics makes the consumer read topics in addition to the one passed
+// to [NewKafkaConsumer], in the same group, with the same handlers and
+// codec. Each topic's partitions are fetched, processed in order and
+// committed on their own; a recoverer's retry and dead-letter topics are
+// per topic ("<topic>.retry.N", "<topic>.dlt"). Repeated use is additive;
+// a topic named twice is read once.
+func WithTopics(topics ...string) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.topics = append(c.topics, topics...) })
 }
 
 // WithSessionTimeout sets the group session timeout: a member silent for

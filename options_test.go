@@ -134,10 +134,15 @@ func TestNewKafkaConsumerRejectsInvalidOptions(t *testing.T) {
 	}{
 		{name: "invalid start offset", opts: copts(mq.WithStartOffset(mq.StartOffset(5))), want: "start offset 5"},
 		{name: "zero min bytes", opts: copts(mq.WithFetchMinBytes(0)), want: "min bytes 0"},
-		{name: "max bytes below min bytes", opts: copts(mq.WithFetchMinBytes(100), mq.WithFetchMaxBytes(10)), want: "max bytes 10 must be >= min bytes 100"},
 		{name: "zero max bytes", opts: copts(mq.WithFetchMaxBytes(0)), want: "max bytes 0"},
+		{name: "max bytes above int32", opts: copts(mq.WithFetchMaxBytes(1 << 31)), want: "max bytes 2147483648"},
 		{name: "zero max wait", opts: copts(mq.WithFetchMaxWait(0)), want: "max wait 0s"},
-		{name: "zero queue capacity", opts: copts(mq.WithQueueCapacity(0)), want: "queue capacity 0"},
+		{name: "max wait below a millisecond", opts: copts(mq.WithFetchMaxWait(time.Microsecond)), want: "max wait 1µs"},
+		{name: "zero fetch buffer", opts: copts(mq.WithFetchBufferBytes(0)), want: "fetch buffer bytes 0"},
+		{name: "unknown isolation level", opts: copts(mq.WithIsolationLevel(mq.IsolationLevel(2))), want: "isolation level 2"},
+		{name: "empty extra topic", opts: copts(mq.WithTopics("")), want: "topic must not be empty"},
+		{name: "topic is a retry topic of another", opts: copts(mq.WithTopics(topic+".retry.1"),
+			mq.WithRecoverer(mq.RetryTopicRecoverer([]time.Duration{time.Second}, ""))), want: "is also a recovery topic"},
 		{name: "zero heartbeat", opts: copts(mq.WithHeartbeatInterval(0)), want: "heartbeat interval 0s"},
 		{name: "session equals heartbeat", opts: copts(mq.WithSessionTimeout(time.Second), mq.WithHeartbeatInterval(time.Second)), want: "session timeout 1s must be above the heartbeat interval 1s"},
 		{name: "session below heartbeat", opts: copts(mq.WithSessionTimeout(time.Second), mq.WithHeartbeatInterval(3*time.Second)), want: "session timeout 1s"},
@@ -155,7 +160,7 @@ func TestNewKafkaConsumerRejectsInvalidOptions(t *testing.T) {
 		{name: "retry zero multiplier", opts: copts(mq.WithRetryPolicy(mq.RetryPolicy{MaxAttempts: 3})), want: "multiplier 0"},
 		{name: "retry jitter above one", opts: copts(mq.WithRetryPolicy(retry(func(p *mq.RetryPolicy) { p.Jitter = 1.5 }))), want: "jitter 1.5"},
 		{name: "retry negative jitter", opts: copts(mq.WithRetryPolicy(retry(func(p *mq.RetryPolicy) { p.Jitter = -0.1 }))), want: "jitter -0.1"},
-		{name: "last option wins", opts: copts(mq.WithQueueCapacity(10), mq.WithQueueCapacity(0)), want: "queue capacity 0"},
+		{name: "last option wins", opts: copts(mq.WithFetchBufferBytes(10), mq.WithFetchBufferBytes(0)), want: "fetch buffer bytes 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,13 +273,13 @@ func TestNewKafkaConsumerAcceptsValidConfigs(t *testing.T) {
 		opts []mq.ConsumerOption
 	}{
 		{name: "defaults"},
-		{name: "nil options are ignored", opts: []mq.ConsumerOption{nil, mq.WithQueueCapacity(5), nil}},
-		{name: "last option wins", opts: copts(mq.WithQueueCapacity(0), mq.WithQueueCapacity(10))},
+		{name: "nil options are ignored", opts: []mq.ConsumerOption{nil, mq.WithFetchBufferBytes(5), nil}},
+		{name: "last option wins", opts: copts(mq.WithFetchBufferBytes(0), mq.WithFetchBufferBytes(10))},
 		{name: "edges", opts: copts(
 			mq.WithFetchMinBytes(1),
 			mq.WithFetchMaxBytes(1),
-			mq.WithFetchMaxWait(time.Nanosecond),
-			mq.WithQueueCapacity(1),
+			mq.WithFetchMaxWait(time.Millisecond),
+			mq.WithFetchBufferBytes(1),
 			mq.WithHeartbeatInterval(time.Second),
 			mq.WithSessionTimeout(time.Second+time.Nanosecond),
 			mq.WithRebalanceTimeout(time.Nanosecond),
@@ -291,7 +296,9 @@ func TestNewKafkaConsumerAcceptsValidConfigs(t *testing.T) {
 			mq.WithFetchMinBytes(1024),
 			mq.WithFetchMaxBytes(4<<20),
 			mq.WithFetchMaxWait(100*time.Millisecond),
-			mq.WithQueueCapacity(100),
+			mq.WithFetchBufferBytes(64<<20),
+			mq.WithIsolationLevel(mq.ReadUncommitted),
+			mq.WithTopics("other", topic, "other"),
 			mq.WithSessionTimeout(30*time.Second),
 			mq.WithHeartbeatInterval(3*time.Second),
 			mq.WithRebalanceTimeout(time.Minute),

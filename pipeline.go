@@ -9,9 +9,18 @@ import (
 	"time"
 
 	"github.com/mqkit/mq/internal/backoff"
+	"github.com/mqkit/mq/internal/fetch"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 )
+
+// inbound is a fetched record on its way through its partition's pipeline.
+// It is passed by value: the record stays in its fetch chunk.
+type inbound struct {
+	ps  *partitionState
+	rec *fetch.Record
+	hwm int64 // the partition's high watermark when it was fetched
+}
 
 // processor runs the handler pipeline for one partition's messages.
 type processor[T any] struct {
@@ -43,7 +52,7 @@ type failure struct {
 // be committed (handled, skipped, or safely moved to a retry or dead-letter
 // topic). It reports false when the consumer must stop or is stopping; the
 // message then stays uncommitted.
-func (p *processor[T]) process(m *kafka.Message) bool {
+func (p *processor[T]) process(m inbound) bool {
 	if p.tier > 0 && !p.waitDue(m) {
 		return false
 	}
@@ -52,8 +61,9 @@ func (p *processor[T]) process(m *kafka.Message) bool {
 		ok, _, _ := p.run(p.hard, m, nil)
 		return ok
 	}
-	info := &MessageInfo{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key,
-		Headers: m.Headers, Time: m.Time, HighWaterMark: m.HighWaterMark, Group: p.s.c.group}
+	info := &MessageInfo{Topic: m.ps.topic, Partition: m.ps.id, Offset: m.rec.Offset, Key: m.rec.Key,
+		Headers: m.rec.Headers, Time: m.rec.Timestamp, TimestampType: TimestampType(m.rec.TimestampType),
+		Tombstone: m.rec.Value == nil, HighWaterMark: m.hwm, Group: p.s.c.group}
 	start := time.Now()
 	ctx := obs.ProcessStarted(p.hard, *info)
 	ok, outcome, err := p.run(ctx, m, info)
@@ -74,28 +84,34 @@ func (p *processor[T]) call(ctx context.Context, h *registeredHandler[T], msg Me
 
 // run is process without the observer bookkeeping; ctx is the handlers'
 // context, info is nil when no observer is set.
-func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageInfo) (bool, Outcome, error) {
+func (p *processor[T]) run(ctx context.Context, m inbound, info *MessageInfo) (bool, Outcome, error) {
 	c := p.s.c
 	var done []string
 	if p.tier > 0 {
-		done = splitNames(header(m.Headers, HeaderHandlersDone))
+		done = splitNames(header(m.rec.Headers, HeaderHandlersDone))
 	}
-	v, err := c.codec.Decode(m.Value)
-	if err != nil {
-		c.decodeErrors.Add(1)
-		derr := &DecodeError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: err}
-		return p.applyRecoverer(m, &failure{decode: true, err: derr, done: done})
+	var v T
+	tombstone := m.rec.Value == nil
+	if !tombstone { // a null value has nothing to decode: never a poison message
+		var err error
+		if v, err = c.codec.Decode(m.rec.Value); err != nil {
+			c.decodeErrors.Add(1)
+			derr := &DecodeError{Topic: m.ps.topic, Partition: m.ps.id, Offset: m.rec.Offset, Err: err}
+			return p.applyRecoverer(m, &failure{decode: true, err: derr, done: done})
+		}
 	}
 	msg := Message[T]{
-		Topic:         m.Topic,
-		Partition:     m.Partition,
-		Offset:        m.Offset,
-		Key:           m.Key,
+		Topic:         m.ps.topic,
+		Partition:     m.ps.id,
+		Offset:        m.rec.Offset,
+		Key:           m.rec.Key,
 		Value:         v,
-		Headers:       m.Headers,
-		Time:          m.Time,
-		HighWaterMark: m.HighWaterMark,
-		Raw:           m.Value,
+		Headers:       m.rec.Headers,
+		Time:          m.rec.Timestamp,
+		TimestampType: TimestampType(m.rec.TimestampType),
+		Tombstone:     tombstone,
+		HighWaterMark: m.hwm,
+		Raw:           m.rec.Value,
 	}
 
 	// First round: every handler once, in order. Allocation-free when all succeed.
@@ -136,7 +152,7 @@ func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageI
 			if run.attempts > 0 && run.next.IsZero() {
 				// Just failed: decide whether to try again.
 				c.handlerErrors.Add(1)
-				fields := []zap.Field{zap.String("handler", h.name), zap.Int64("offset", m.Offset),
+				fields := []zap.Field{zap.String("handler", h.name), zap.Int64("offset", m.rec.Offset),
 					zap.Int("attempt", run.attempts), zap.Error(run.err)}
 				var perr *PanicError
 				if errors.As(run.err, &perr) {
@@ -206,12 +222,12 @@ func (p *processor[T]) succeededBefore(i int, done []string) []string {
 
 // stoppedWaiting reports, after a handler error, whether the handler's context
 // was cancelled by the shutdown timeout.
-func (p *processor[T]) stoppedWaiting(name string, m *kafka.Message, err error) bool {
+func (p *processor[T]) stoppedWaiting(name string, m inbound, err error) bool {
 	if p.hard.Err() == nil {
 		return false
 	}
 	p.log.Warn("handler cancelled by the shutdown timeout; the message stays uncommitted",
-		zap.String("handler", name), zap.Int64("offset", m.Offset), zap.Error(err))
+		zap.String("handler", name), zap.Int64("offset", m.rec.Offset), zap.Error(err))
 	p.s.mu.Lock()
 	p.s.overran = true
 	p.s.mu.Unlock()
@@ -219,8 +235,8 @@ func (p *processor[T]) stoppedWaiting(name string, m *kafka.Message, err error) 
 }
 
 // waitDue blocks a retry-tier partition until its message is due.
-func (p *processor[T]) waitDue(m *kafka.Message) bool {
-	due, err := strconv.ParseInt(header(m.Headers, HeaderDueTime), 10, 64)
+func (p *processor[T]) waitDue(m inbound) bool {
+	due, err := strconv.ParseInt(header(m.rec.Headers, HeaderDueTime), 10, 64)
 	if err != nil {
 		return true // no or bad due time: process now
 	}
@@ -228,16 +244,16 @@ func (p *processor[T]) waitDue(m *kafka.Message) bool {
 	if wait <= 0 {
 		return true
 	}
-	p.log.Debug("waiting for a retry to be due", zap.Int64("offset", m.Offset), zap.Duration("wait", wait))
+	p.log.Debug("waiting for a retry to be due", zap.Int64("offset", m.rec.Offset), zap.Duration("wait", wait))
 	return sleepCtx(p.soft, wait)
 }
 
 // applyRecoverer hands a message the pipeline gave up on to the recoverer.
-func (p *processor[T]) applyRecoverer(m *kafka.Message, f *failure) (bool, Outcome, error) {
+func (p *processor[T]) applyRecoverer(m inbound, f *failure) (bool, Outcome, error) {
 	c := p.s.c
 	r := c.cfg.recoverer
-	fields := []zap.Field{zap.String("topic", m.Topic), zap.Int("partition", m.Partition),
-		zap.Int64("offset", m.Offset), zap.Strings("handlers", f.handlers), zap.Bool("decode", f.decode),
+	fields := []zap.Field{zap.String("topic", m.ps.topic), zap.Int("partition", m.ps.id),
+		zap.Int64("offset", m.rec.Offset), zap.Strings("handlers", f.handlers), zap.Bool("decode", f.decode),
 		zap.Error(f.err)}
 	switch r.kind {
 	case recoverSkip:
@@ -245,12 +261,12 @@ func (p *processor[T]) applyRecoverer(m *kafka.Message, f *failure) (bool, Outco
 		c.skipped.Add(1)
 		return true, OutcomeSkipped, f.err
 	case recoverDeadLetter:
-		return published(p.publish(r.deadLetterTopic(c.topic), m, f, 0), OutcomeDeadLettered, f.err)
+		return published(p.publish(r.deadLetterTopic(m.ps.main), m, f, 0), OutcomeDeadLettered, f.err)
 	case recoverRetryTopics:
 		if f.decode || p.tier >= len(r.delays) {
-			return published(p.publish(r.deadLetterTopic(c.topic), m, f, 0), OutcomeDeadLettered, f.err)
+			return published(p.publish(r.deadLetterTopic(m.ps.main), m, f, 0), OutcomeDeadLettered, f.err)
 		}
-		return published(p.publish(r.retryTopics(c.topic)[p.tier], m, f, p.tier+1), OutcomeRetryTopic, f.err)
+		return published(p.publish(r.retryTopics(m.ps.main)[p.tier], m, f, p.tier+1), OutcomeRetryTopic, f.err)
 	}
 	if f.decode {
 		p.log.Error("poison message: stopping the consumer", fields...)
@@ -258,7 +274,7 @@ func (p *processor[T]) applyRecoverer(m *kafka.Message, f *failure) (bool, Outco
 		return false, OutcomeFailed, f.err
 	}
 	p.log.Error("handler failed for good: stopping the consumer", fields...)
-	herr := &HandlerError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+	herr := &HandlerError{Topic: m.ps.topic, Partition: m.ps.id, Offset: m.rec.Offset,
 		Handler: strings.Join(f.handlers, ","), Attempts: f.attempts, Err: f.err}
 	p.s.fail(herr)
 	return false, OutcomeFailed, herr
@@ -275,9 +291,10 @@ func published(ok bool, outcome Outcome, err error) (bool, Outcome, error) {
 // dead-letter topic (tier 0) and reports true once the broker acknowledged it.
 // A failed write is retried with backoff until it succeeds or the consumer
 // stops; nothing is committed meanwhile, so nothing is dropped.
-func (p *processor[T]) publish(topic string, m *kafka.Message, f *failure, tier int) bool {
+func (p *processor[T]) publish(topic string, m inbound, f *failure, tier int) bool {
 	c := p.s.c
-	out := Message[[]byte]{Key: m.Key, Value: m.Value, Headers: failureHeaders(m, f, c.group, tier, c.cfg.recoverer)}
+	out := Message[[]byte]{Key: m.rec.Key, Value: m.rec.Value, Tombstone: m.rec.Value == nil,
+		Headers: failureHeaders(m, f, c.group, tier, c.cfg.recoverer)}
 	bo := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 	for attempt := 1; ; attempt++ {
 		pub, err := p.s.publisher(topic)
@@ -287,16 +304,16 @@ func (p *processor[T]) publish(topic string, m *kafka.Message, f *failure, tier 
 		if err == nil {
 			if tier > 0 {
 				c.retryPublished.Add(1)
-				p.log.Info("message moved to a retry topic", zap.String("to", topic), zap.Int64("offset", m.Offset), zap.Error(f.err))
+				p.log.Info("message moved to a retry topic", zap.String("to", topic), zap.Int64("offset", m.rec.Offset), zap.Error(f.err))
 			} else {
 				c.deadLettered.Add(1)
-				p.log.Error("message dead-lettered", zap.String("to", topic), zap.Int64("offset", m.Offset),
+				p.log.Error("message dead-lettered", zap.String("to", topic), zap.Int64("offset", m.rec.Offset),
 					zap.Strings("handlers", f.handlers), zap.Bool("decode", f.decode), zap.Error(f.err))
 			}
 			return true
 		}
 		p.log.Error("cannot publish a failed message; retrying, nothing is committed meanwhile",
-			zap.String("to", topic), zap.Int64("offset", m.Offset), zap.Int("attempt", attempt), zap.Error(err))
+			zap.String("to", topic), zap.Int64("offset", m.rec.Offset), zap.Int("attempt", attempt), zap.Error(err))
 		if !sleepCtx(p.soft, bo.Delay(attempt)) {
 			return false
 		}
@@ -305,11 +322,11 @@ func (p *processor[T]) publish(topic string, m *kafka.Message, f *failure, tier 
 
 // failureHeaders keeps the message's own headers, keeps the mq-original-*
 // headers of an earlier failure, and sets the others afresh.
-func failureHeaders(m *kafka.Message, f *failure, group string, tier int, r Recoverer) []Header {
-	prevAttempts, _ := strconv.Atoi(header(m.Headers, HeaderAttempts))
-	out := make([]Header, 0, len(m.Headers)+12)
+func failureHeaders(m inbound, f *failure, group string, tier int, r Recoverer) []Header {
+	prevAttempts, _ := strconv.Atoi(header(m.rec.Headers, HeaderAttempts))
+	out := make([]Header, 0, len(m.rec.Headers)+12)
 	original := false
-	for _, h := range m.Headers {
+	for _, h := range m.rec.Headers {
 		switch h.Key {
 		case HeaderOriginalTopic:
 			original = true
@@ -325,10 +342,10 @@ func failureHeaders(m *kafka.Message, f *failure, group string, tier int, r Reco
 	}
 	if !original {
 		out = append(out,
-			Header{Key: HeaderOriginalTopic, Value: []byte(m.Topic)},
-			Header{Key: HeaderOriginalPartition, Value: []byte(strconv.Itoa(m.Partition))},
-			Header{Key: HeaderOriginalOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
-			Header{Key: HeaderOriginalTimestamp, Value: []byte(strconv.FormatInt(m.Time.UnixMilli(), 10))},
+			Header{Key: HeaderOriginalTopic, Value: []byte(m.ps.topic)},
+			Header{Key: HeaderOriginalPartition, Value: []byte(strconv.Itoa(m.ps.id))},
+			Header{Key: HeaderOriginalOffset, Value: []byte(strconv.FormatInt(m.rec.Offset, 10))},
+			Header{Key: HeaderOriginalTimestamp, Value: []byte(strconv.FormatInt(m.rec.Timestamp.UnixMilli(), 10))},
 		)
 	}
 	kind := "handler"

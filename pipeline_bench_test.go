@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqkit/mq/internal/fetch"
 	"github.com/mqkit/mq/internal/offsets"
-	"github.com/segmentio/kafka-go"
 )
 
 type benchEvent struct{ ID int }
@@ -30,8 +30,9 @@ func benchProcessor(b *testing.B, handlers int, opts ...ConsumerOption) (*proces
 		}
 	}
 	ctx := context.Background()
-	s := &session[benchEvent]{c: c, handlers: c.handlers, runCtx: ctx, stop: func() {}, userCtx: ctx, topics: []string{"t"}}
-	ps := &partitionState{topic: "t", tracker: offsets.New(-1)}
+	s := &session[benchEvent]{c: c, handlers: c.handlers, runCtx: ctx, stop: func() {}, userCtx: ctx,
+		subs: []subscription{{topic: "t", main: "t"}}}
+	ps := &partitionState{topic: "t", main: "t", tracker: offsets.New(-1)}
 	return &processor[benchEvent]{s: s, soft: ctx, hard: ctx, log: c.log}, ps
 }
 
@@ -42,16 +43,17 @@ func BenchmarkDispatch(b *testing.B) {
 	for _, n := range []int{1, 2} {
 		b.Run(map[int]string{1: "handlers=1", 2: "handlers=2"}[n], func(b *testing.B) {
 			p, ps := benchProcessor(b, n)
-			m := kafka.Message{Topic: "t", Value: []byte(`{}`), Time: time.Now()}
+			rec := fetch.Record{Value: []byte(`{}`), Timestamp: time.Now()}
+			m := inbound{ps: ps, rec: &rec}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				m.Offset = int64(i)
-				ps.tracker.Begin(m.Offset)
-				if !p.process(&m) {
+				rec.Offset = int64(i)
+				ps.tracker.Begin(rec.Offset)
+				if !p.process(m) {
 					b.Fatal("not processed")
 				}
-				ps.tracker.Done(m.Offset)
+				ps.tracker.Done(rec.Offset)
 			}
 		})
 	}

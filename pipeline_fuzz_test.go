@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqkit/mq/internal/fetch"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -39,7 +40,8 @@ func FuzzFailureHeaders(f *testing.F) {
 			t.Skip()
 		}
 		r := RetryTopicRecoverer([]time.Duration{time.Second, time.Minute}, "")
-		m := &kafka.Message{Topic: "t", Partition: 1, Offset: 42, Time: time.UnixMilli(1700000000000), Headers: headersFrom(raw)}
+		m := inbound{ps: &partitionState{topic: "t", main: "t", id: 1},
+			rec: &fetch.Record{Offset: 42, Timestamp: time.UnixMilli(1700000000000), Headers: headersFrom(raw)}}
 		f := &failure{err: errors.New("boom"), handlers: []string{"h"}, attempts: attempts, done: splitNames(done)}
 		out := failureHeaders(m, f, "g", tier, r)
 
@@ -64,7 +66,7 @@ func FuzzFailureHeaders(f *testing.F) {
 				t.Fatalf("due header %q: %v", header(out, HeaderDueTime), err)
 			}
 		}
-		for _, h := range m.Headers {
+		for _, h := range m.rec.Headers {
 			if !strings.HasPrefix(h.Key, "mq-") && count[h.Key] == 0 {
 				t.Fatalf("foreign header %q dropped", h.Key)
 			}

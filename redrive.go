@@ -7,6 +7,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/mqkit/mq/internal/fetch"
+	"github.com/mqkit/mq/internal/wire"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 )
@@ -77,7 +79,11 @@ func Redrive(ctx context.Context, brokers []string, deadLetterTopic string, opts
 	for _, p := range parts {
 		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
 	}
-	lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{deadLetterTopic: reqs}})
+	// Read committed: the end is the last stable offset, and records of
+	// aborted transactions (if anything wrote the topic transactionally)
+	// are not redriven.
+	lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{deadLetterTopic: reqs},
+		IsolationLevel: kafka.ReadCommitted})
 	if err != nil {
 		return stats, fmt.Errorf("mq: redrive: list offsets: %w", err)
 	}
@@ -122,11 +128,17 @@ func Redrive(ctx context.Context, brokers []string, deadLetterTopic string, opts
 		return err
 	}
 
+	pool := wire.NewPool(&wire.Dialer{ClientID: cfg.clientID, DialTimeout: cfg.dialTimeout, TLS: cfg.tls, SASL: cfg.sasl})
+	defer func() { _ = pool.Close() }()
+	fetcher := fetch.New(fetch.Config{Network: pool, Client: wire.NewClient(pool, brokers), Isolation: fetch.ReadCommitted,
+		MaxWait: 250 * time.Millisecond, Logger: log})
+	defer fetcher.Close()
+
 	for _, part := range parts {
 		if first[part] >= end[part] {
 			continue
 		}
-		if err := redrivePartition(ctx, brokers, deadLetterTopic, part, first[part], end[part], cfg, &stats, send, log); err != nil {
+		if err := redrivePartition(ctx, fetcher, deadLetterTopic, part, first[part], end[part], cfg, &stats, send, log); err != nil {
 			return stats, err
 		}
 		if cfg.group != "" && !cfg.dryRun {
@@ -142,48 +154,60 @@ func Redrive(ctx context.Context, brokers []string, deadLetterTopic string, opts
 	return stats, nil
 }
 
-func redrivePartition(ctx context.Context, brokers []string, topic string, part int, from, end int64, cfg redriveConfig,
+// redrivePartition redrives the records of one partition in [from, end).
+func redrivePartition(ctx context.Context, fetcher *fetch.Fetcher, topic string, part int, from, end int64, cfg redriveConfig,
 	stats *RedriveStats, send func(context.Context, string, Message[[]byte]) error, log *zap.Logger) error {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: part,
-		MaxWait: 250 * time.Millisecond, ReadLagInterval: -1,
-		Dialer: &kafka.Dialer{ClientID: cfg.clientID, Timeout: cfg.dialTimeout, DualStack: true, TLS: cfg.tls, SASLMechanism: cfg.sasl}})
-	defer func() { _ = r.Close() }()
-	if err := r.SetOffset(from); err != nil {
+	fp, err := fetcher.Assign(topic, int32(part), from)
+	if err != nil {
 		return fmt.Errorf("mq: redrive: partition %d: %w", part, err)
 	}
+	defer fetcher.Revoke(fp)
 	for {
-		km, err := r.FetchMessage(ctx)
+		chunk, err := fp.Next(ctx)
 		if err != nil {
 			return fmt.Errorf("mq: redrive: read partition %d: %w", part, err)
 		}
-		if km.Offset >= end {
+		err = redriveRecords(ctx, topic, part, chunk.Records, end, cfg, stats, send, log)
+		chunk.Release()
+		if err != nil || chunk.NextOffset >= end {
+			return err
+		}
+	}
+}
+
+// redriveRecords redrives the records below end.
+func redriveRecords(ctx context.Context, topic string, part int, recs []fetch.Record, end int64, cfg redriveConfig,
+	stats *RedriveStats, send func(context.Context, string, Message[[]byte]) error, log *zap.Logger) error {
+	for i := range recs {
+		r := &recs[i]
+		if r.Offset >= end {
 			return nil
 		}
 		stats.Read++
-		m := Message[[]byte]{Topic: km.Topic, Partition: km.Partition, Offset: km.Offset, Key: km.Key,
-			Value: km.Value, Headers: km.Headers, Time: km.Time, Raw: km.Value}
+		m := Message[[]byte]{Topic: topic, Partition: part, Offset: r.Offset, Key: r.Key, Value: r.Value,
+			Headers: r.Headers, Time: r.Timestamp, TimestampType: TimestampType(r.TimestampType),
+			Tombstone: r.Value == nil, Raw: r.Value}
 		if cfg.filter != nil && !cfg.filter(m) {
 			stats.Filtered++
-		} else {
-			target := cfg.target
-			if target == "" {
-				target = header(km.Headers, HeaderOriginalTopic)
-			}
-			if target == "" {
-				stats.NoTarget++
-				log.Warn("message has no original topic; not redriven", zap.Int("partition", part), zap.Int64("offset", km.Offset))
-			} else {
-				if !cfg.dryRun {
-					if err := send(ctx, target, Message[[]byte]{Key: km.Key, Value: km.Value, Headers: km.Headers}); err != nil {
-						return fmt.Errorf("mq: redrive %s[%d]@%d to %q: %w", topic, part, km.Offset, target, err)
-					}
-				}
-				stats.Redriven++
-				stats.ByTopic[target]++
+			continue
+		}
+		target := cfg.target
+		if target == "" {
+			target = header(r.Headers, HeaderOriginalTopic)
+		}
+		if target == "" {
+			stats.NoTarget++
+			log.Warn("message has no original topic; not redriven", zap.Int("partition", part), zap.Int64("offset", r.Offset))
+			continue
+		}
+		if !cfg.dryRun {
+			out := Message[[]byte]{Key: r.Key, Value: r.Value, Headers: r.Headers, Tombstone: r.Value == nil}
+			if err := send(ctx, target, out); err != nil {
+				return fmt.Errorf("mq: redrive %s[%d]@%d to %q: %w", topic, part, r.Offset, target, err)
 			}
 		}
-		if km.Offset >= end-1 {
-			return nil
-		}
+		stats.Redriven++
+		stats.ByTopic[target]++
 	}
+	return nil
 }

@@ -9,13 +9,23 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mqkit/mq/internal/backoff"
+	"github.com/mqkit/mq/internal/fetch"
 	"github.com/mqkit/mq/internal/offsets"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 )
 
 // session holds the state of one Run call.
+//
+// Group membership and fetching meet at two seams. Whatever manages
+// membership (kafka-go's ConsumerGroup here) hands the session the
+// partitions a generation assigned, each with its start offset, and a
+// committer for their offsets; startPartition assigns one to the fetch
+// engine and starts its worker, and cancelling the context it was started
+// with stops it (the worker revokes it from the engine once its in-flight
+// messages are done). Nothing in a worker depends on the other partitions
+// of its generation, so incremental assignment can start and stop
+// partitions one by one.
 type session[T any] struct {
 	c        *KafkaConsumer[T]
 	handlers []registeredHandler[T]
@@ -23,8 +33,9 @@ type session[T any] struct {
 	stop     context.CancelFunc
 	userCtx  context.Context
 	dialer   *kafka.Dialer
+	fetcher  *fetch.Fetcher
 
-	topics []string // main topic, then retry topics by tier
+	subs []subscription // every topic the group subscribes to
 
 	mu      sync.Mutex
 	fatal   error
@@ -33,6 +44,26 @@ type session[T any] struct {
 	pubMu      sync.Mutex
 	publishers map[string]*Producer[[]byte]
 	tr         *kafka.Transport
+}
+
+// subscription is one topic the group reads: a main topic (tier 0) or the
+// n-th retry topic of one.
+type subscription struct {
+	topic string
+	main  string // the main topic; topic itself for tier 0
+	tier  int
+}
+
+// subscriptions lists the main topics, each followed by its retry topics.
+func subscriptions(topics []string, r Recoverer) []subscription {
+	var out []subscription
+	for _, t := range topics {
+		out = append(out, subscription{topic: t, main: t})
+		for i, rt := range r.retryTopics(t) {
+			out = append(out, subscription{topic: rt, main: t, tier: i + 1})
+		}
+	}
+	return out
 }
 
 func (s *session[T]) fail(err error) {
@@ -56,15 +87,44 @@ func (s *session[T]) fatalErr() error {
 // partitionState is one assigned partition within a generation.
 type partitionState struct {
 	topic   string
-	tier    int // 0 for the main topic, n for the n-th retry topic
+	main    string // the main topic, for a retry topic's partition
+	tier    int    // 0 for a main topic, n for the n-th retry topic
 	id      int
+	start   int64 // committed offset, or StartEarliest/StartLatest
 	tracker *offsets.Tracker
 	done    chan struct{}
 
 	// Read by Stats and health checks from other goroutines.
+	fp           atomic.Pointer[fetch.Partition]
 	committed    atomic.Int64 // last committed offset, -1 if none
-	hwm          atomic.Int64 // high-water mark seen on the last fetch, -1 if none
 	lastProgress atomic.Int64 // UnixNano of the last completed message (or assignment)
+}
+
+func newPartitionState(sub subscription, id int, start int64) *partitionState {
+	committed := start
+	if committed < 0 {
+		committed = -1 // no commit yet: -1/-2 are sentinels, never offsets
+	}
+	ps := &partitionState{topic: sub.topic, main: sub.main, tier: sub.tier, id: id, start: start,
+		tracker: offsets.New(committed), done: make(chan struct{})}
+	ps.committed.Store(committed)
+	ps.lastProgress.Store(time.Now().UnixNano())
+	return ps
+}
+
+// highWatermark is the partition's end offset as of its last fetch, -1
+// before the first.
+func (ps *partitionState) highWatermark() int64 {
+	if fp := ps.fp.Load(); fp != nil {
+		return fp.HighWatermark()
+	}
+	return -1
+}
+
+// committer commits offsets through the group generation that owns their
+// partitions: the other seam with group membership.
+type committer interface {
+	CommitOffsets(offsets map[string]map[int]int64) error
 }
 
 // runGeneration consumes the partitions a generation assigned and returns
@@ -74,21 +134,10 @@ func (s *session[T]) runGeneration(gen *kafka.Generation) {
 	c := s.c
 	ids := make(map[string][]int)
 	var parts []*partitionState
-	var starts []int64
-	for tier, topic := range s.topics {
-		for _, a := range gen.Assignments[topic] {
-			ids[topic] = append(ids[topic], a.ID)
-			start := a.Offset
-			if start < 0 {
-				start = -1 // no commit yet: -1/-2 are sentinels, never offsets
-			}
-			ps := &partitionState{topic: topic, tier: tier, id: a.ID,
-				tracker: offsets.New(start), done: make(chan struct{})}
-			ps.committed.Store(start)
-			ps.hwm.Store(-1)
-			ps.lastProgress.Store(time.Now().UnixNano())
-			parts = append(parts, ps)
-			starts = append(starts, a.Offset)
+	for _, sub := range s.subs {
+		for _, a := range gen.Assignments[sub.topic] {
+			ids[sub.topic] = append(ids[sub.topic], a.ID)
+			parts = append(parts, newPartitionState(sub, a.ID, a.Offset))
 		}
 	}
 	c.rebalances.Add(1)
@@ -102,30 +151,39 @@ func (s *session[T]) runGeneration(gen *kafka.Generation) {
 	c.setPartitions(parts)
 	c.joined.Store(true)
 
-	for i := range parts {
-		ps, start := parts[i], starts[i]
-		gen.Start(func(genCtx context.Context) {
-			s.consumePartition(genCtx, ps, start)
-			<-genCtx.Done() // returning early would end the generation
-		})
-	}
-
 	final := make(chan struct{})
 	gen.Start(func(genCtx context.Context) {
-		s.commitLoop(gen, genCtx, parts)
+		for _, ps := range parts {
+			s.startPartition(genCtx, ps)
+		}
+		s.commitLoop(gen, gen.ID, genCtx, parts)
 		if c.cfg.onRevoked != nil {
 			c.cfg.onRevoked(ids)
 		}
 		c.joined.Store(false)
 		close(final)
-		<-genCtx.Done()
+		<-genCtx.Done() // returning early would end the generation
 	})
 	<-final
 }
 
+// startPartition assigns ps to the fetch engine and starts its worker,
+// which runs until ctx ends, the run stops, or a message fails for good.
+// ps.done is closed once the worker is done and the partition revoked.
+func (s *session[T]) startPartition(ctx context.Context, ps *partitionState) {
+	fp, err := s.fetcher.Assign(ps.topic, int32(ps.id), ps.start)
+	if err != nil {
+		s.fail(fmt.Errorf("mq: consuming %s[%d]: %w", ps.topic, ps.id, err))
+		close(ps.done)
+		return
+	}
+	ps.fp.Store(fp)
+	go s.consumePartition(ctx, ps, fp)
+}
+
 // commitLoop commits on every tick until all partition workers are done, then
 // commits one last time.
-func (s *session[T]) commitLoop(gen *kafka.Generation, genCtx context.Context, parts []*partitionState) {
+func (s *session[T]) commitLoop(gen committer, genID int32, genCtx context.Context, parts []*partitionState) {
 	c := s.c
 	allDone := make(chan struct{})
 	go func() {
@@ -146,7 +204,7 @@ loop:
 	for {
 		select {
 		case <-ticker.C:
-			s.commit(gen, parts, false)
+			s.commit(gen, genID, parts, false)
 		case <-allDone:
 			break loop
 		case <-stopping:
@@ -166,11 +224,11 @@ loop:
 			break loop
 		}
 	}
-	s.commit(gen, parts, true)
-	c.log.Info("partitions released", zap.Int32("generation", gen.ID))
+	s.commit(gen, genID, parts, true)
+	c.log.Info("partitions released", zap.Int32("generation", genID))
 }
 
-func (s *session[T]) commit(gen *kafka.Generation, parts []*partitionState, final bool) {
+func (s *session[T]) commit(gen committer, genID int32, parts []*partitionState, final bool) {
 	c := s.c
 	var offs map[string]map[int]int64
 	for _, ps := range parts {
@@ -201,7 +259,7 @@ func (s *session[T]) commit(gen *kafka.Generation, parts []*partitionState, fina
 			lvl = zap.ErrorLevel
 		}
 		c.log.Log(lvl, "commit failed; offsets will be committed later or the messages redelivered",
-			zap.Int32("generation", gen.ID), zap.Bool("final", final), zap.Error(err))
+			zap.Int32("generation", genID), zap.Bool("final", final), zap.Error(err))
 		return
 	}
 	for _, ps := range parts {
@@ -213,24 +271,23 @@ func (s *session[T]) commit(gen *kafka.Generation, parts []*partitionState, fina
 		}
 	}
 	c.commits.Add(1)
-	c.log.Debug("committed", zap.Int32("generation", gen.ID), zap.Any("offsets", offs))
+	c.log.Debug("committed", zap.Int32("generation", genID), zap.Any("offsets", offs))
 }
 
-// consumePartition fetches one partition and processes it in order until the
-// generation ends, the run stops, or a message fails for good.
-func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState, startOffset int64) {
+// consumePartition takes the partition's records from the fetch engine and
+// processes them in order until ctx ends, the run stops, or a message fails
+// for good; then it revokes the partition from the engine.
+func (s *session[T]) consumePartition(ctx context.Context, ps *partitionState, fp *fetch.Partition) {
 	c := s.c
 	defer close(ps.done)
-	log := c.log.With(zap.Int("partition", ps.id))
-	if ps.tier > 0 {
-		log = log.With(zap.String("retry_topic", ps.topic))
-	}
+	defer s.fetcher.Revoke(fp)
+	log := c.log.With(zap.String("topic", ps.topic), zap.Int("partition", ps.id))
 
 	// soft: stop fetching and retrying. hard: handlers' context, cancelled a
 	// shutdown timeout after soft.
 	soft, softCancel := context.WithCancel(s.runCtx)
 	defer softCancel()
-	stopGen := context.AfterFunc(genCtx, softCancel)
+	stopGen := context.AfterFunc(ctx, softCancel)
 	defer stopGen()
 	hard, hardCancel := context.WithCancel(context.WithoutCancel(s.userCtx))
 	defer hardCancel()
@@ -250,70 +307,62 @@ func (s *session[T]) consumePartition(genCtx context.Context, ps *partitionState
 		timerMu.Unlock()
 	}()
 
-	rcfg := kafka.ReaderConfig{
-		Brokers:         c.brokers,
-		Topic:           ps.topic,
-		Partition:       ps.id,
-		Dialer:          s.dialer,
-		MinBytes:        c.cfg.minBytes,
-		MaxBytes:        c.cfg.maxBytes,
-		MaxWait:         c.cfg.maxWait,
-		QueueCapacity:   c.cfg.queueCapacity,
-		ReadLagInterval: -1,
-		Logger:          kafka.LoggerFunc(func(string, ...any) {}),
-		// The reader retries its own errors (timeouts while partitions move,
-		// for instance): informational, not warnings.
-		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { log.Sugar().Infof(f, a...) }),
-	}
-	if err := rcfg.Validate(); err != nil {
-		s.fail(fmt.Errorf("mq: reader for %s[%d]: %w", ps.topic, ps.id, err))
-		return
-	}
-	r := kafka.NewReader(rcfg)
-	defer func() { _ = r.Close() }()
-	if err := r.SetOffset(startOffset); err != nil {
-		s.fail(fmt.Errorf("mq: reader for %s[%d]: %w", ps.topic, ps.id, err))
-		return
-	}
-
 	proc := &processor[T]{s: s, soft: soft, hard: hard, log: log, tier: ps.tier}
 	var lanes *laneSet[T]
 	if c.cfg.lanes > 1 && ps.tier == 0 {
-		lanes = startLanes(proc, ps, c.cfg.lanes, c.cfg.queueCapacity)
+		lanes = startLanes(proc, ps, c.cfg.lanes)
 		defer lanes.stop()
 	}
-	fetchBackoff := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
-	fetchFailures := 0
 	for {
-		m, err := r.FetchMessage(soft)
+		chunk, err := fp.Next(soft)
 		if soft.Err() != nil {
-			return // a cancelled context can still yield a message: drop it
+			chunk.Release()
+			return
 		}
 		if err != nil {
-			fetchFailures++
-			log.Warn("fetch failed, retrying", zap.Error(err))
-			if !sleepCtx(soft, fetchBackoff.Delay(fetchFailures)) {
-				return
-			}
-			continue
+			log.Error("fetching the partition failed: stopping the consumer", zap.Error(err))
+			s.fail(fmt.Errorf("mq: consuming %s[%d]: %w", ps.topic, ps.id, err))
+			return
 		}
-		fetchFailures = 0
-		if !ps.tracker.Begin(m.Offset) {
+		ok := s.processChunk(soft, ps, proc, lanes, chunk)
+		if ok {
+			// Transaction markers, aborted records and compaction gaps
+			// after the last record need no processing: commit past them.
+			ps.tracker.Advance(chunk.NextOffset)
+		}
+		chunk.Release()
+		if !ok {
+			return // failed for good or stopping: the rest stays uncommitted
+		}
+	}
+}
+
+// processChunk passes a chunk's records through the pipeline in order, or to
+// the lanes. It reports false when the partition must stop.
+func (s *session[T]) processChunk(soft context.Context, ps *partitionState, proc *processor[T], lanes *laneSet[T], chunk *fetch.Chunk) bool {
+	c := s.c
+	for i := range chunk.Records {
+		if soft.Err() != nil {
+			return false
+		}
+		r := &chunk.Records[i]
+		if !ps.tracker.Begin(r.Offset) {
 			continue // already seen (never re-process below the commit point)
 		}
 		c.consumed.Add(1)
-		ps.hwm.Store(m.HighWaterMark)
+		in := inbound{ps: ps, rec: r, hwm: chunk.HighWatermark}
 		if lanes != nil {
-			if !lanes.dispatch(soft, &m) {
-				return
+			if !lanes.dispatch(soft, in) {
+				return false
 			}
 			continue
 		}
-		if !proc.process(&m) {
-			return // failed for good or stopping: leave it uncommitted
+		if !proc.process(in) {
+			return false
 		}
-		ps.finish(m.Offset)
+		ps.finish(r.Offset)
 	}
+	return true
 }
 
 // finish marks a message fully processed.
@@ -381,7 +430,16 @@ func (s *session[T]) closePublishers() {
 // does not exist. Connection problems are left to the consumer's own retries.
 func (s *session[T]) checkRecoveryTopics(ctx context.Context) error {
 	c := s.c
-	topics := c.cfg.recoverer.Topics(c.topic)
+	var topics []string
+	seen := make(map[string]bool)
+	for _, main := range c.topics {
+		for _, t := range c.cfg.recoverer.Topics(main) {
+			if !seen[t] {
+				seen[t] = true
+				topics = append(topics, t)
+			}
+		}
+	}
 	if len(topics) == 0 {
 		return nil
 	}

@@ -18,6 +18,9 @@ type ConsumerStats struct {
 	RetryPublished int64 // messages moved to a retry topic
 	Commits        int64 // successful offset commits
 	Rebalances     int64 // generations joined
+	// BufferedBytes is what the fetch engine holds now: records fetched
+	// and not yet passed to the handlers (see [WithFetchBufferBytes]).
+	BufferedBytes int64
 	// Partitions describes the partitions currently assigned (empty when
 	// not running), sorted by topic and partition.
 	Partitions []PartitionStats
@@ -29,8 +32,8 @@ type PartitionStats struct {
 	Partition int    `json:"partition"`
 	// Committed is the last committed offset, -1 when none yet.
 	Committed int64 `json:"committed"`
-	// HighWaterMark is the partition's end offset as of the last fetch, -1
-	// before the first fetch.
+	// HighWaterMark is the partition's end offset as of the last fetch
+	// (with or without records), -1 before the first fetch.
 	HighWaterMark int64 `json:"high_water_mark"`
 	// Lag is HighWaterMark minus Committed (HighWaterMark when nothing is
 	// committed yet; 0 before the first fetch).
@@ -61,7 +64,7 @@ func (c *KafkaConsumer[T]) partitionStats() []PartitionStats {
 			Topic:         ps.topic,
 			Partition:     ps.id,
 			Committed:     ps.committed.Load(),
-			HighWaterMark: ps.hwm.Load(),
+			HighWaterMark: ps.highWatermark(),
 			InFlight:      ps.tracker.InFlight(),
 			LastProgress:  time.Unix(0, ps.lastProgress.Load()),
 		}
@@ -103,8 +106,16 @@ func (c *KafkaConsumer[T]) Stats() ConsumerStats {
 		RetryPublished: c.retryPublished.Load(),
 		Commits:        c.commits.Load(),
 		Rebalances:     c.rebalances.Load(),
+		BufferedBytes:  c.bufferedBytes(),
 		Partitions:     c.partitionStats(),
 	}
+}
+
+func (c *KafkaConsumer[T]) bufferedBytes() int64 {
+	if f := c.fetcher.Load(); f != nil {
+		return f.BufferedBytes()
+	}
+	return 0
 }
 
 // ProducerStats is a snapshot of a producer's counters since it was created.
