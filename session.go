@@ -153,8 +153,14 @@ func (s *session[T]) runGeneration(gen *kafka.Generation) {
 
 	final := make(chan struct{})
 	gen.Start(func(genCtx context.Context) {
+		// A context of the standard library's kind: kafka-go's generation
+		// context would cost every partition a goroutine watching it.
+		partCtx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stopWatch := context.AfterFunc(genCtx, cancel)
+		defer stopWatch()
 		for _, ps := range parts {
-			s.startPartition(genCtx, ps)
+			s.startPartition(partCtx, ps)
 		}
 		s.commitLoop(gen, gen.ID, genCtx, parts)
 		if c.cfg.onRevoked != nil {

@@ -88,10 +88,11 @@ type Fetcher struct {
 	wg        sync.WaitGroup
 	placeWake chan struct{} // cap 1: partitions wait for a leader or an offset
 
-	mu      sync.Mutex
-	closed  bool
-	parts   map[topicPartition]*Partition
-	sources map[int32]*source
+	mu       sync.Mutex
+	closed   bool
+	parts    map[topicPartition]*Partition
+	sources  map[int32]*source
+	unplaced int // assigned partitions not on a source yet
 }
 
 type topicPartition struct {
@@ -166,6 +167,7 @@ func (f *Fetcher) Assign(topic string, partition int32, offset int64) (*Partitio
 		return nil, fmt.Errorf("fetch: %s[%d] is assigned already", topic, partition)
 	}
 	f.parts[key] = p
+	f.unplaced++
 	f.budget.partitions.Add(1)
 	f.wakePlacement()
 	return p, nil
@@ -179,6 +181,9 @@ func (f *Fetcher) Revoke(p *Partition) {
 	if key := (topicPartition{p.topic, p.id}); f.parts[key] == p {
 		delete(f.parts, key)
 		f.budget.partitions.Add(-1)
+		if p.place != fetching {
+			f.unplaced--
+		}
 	}
 	f.detachLocked(p)
 	p.mu.Lock()
@@ -245,8 +250,21 @@ func (f *Fetcher) attachLocked(p *Partition) {
 	}
 	s.parts = append(s.parts, p)
 	p.src.Store(s)
-	p.place = fetching
+	f.setPlace(p, fetching)
 	s.kick()
+}
+
+// setPlace moves p to placement to, counting the partitions not on a
+// source. f.mu is held.
+func (f *Fetcher) setPlace(p *Partition, to placement) {
+	if (p.place == fetching) != (to == fetching) {
+		if to == fetching {
+			f.unplaced--
+		} else {
+			f.unplaced++
+		}
+	}
+	p.place = to
 }
 
 // detachLocked takes p off its source. f.mu is held.
@@ -287,7 +305,7 @@ func (f *Fetcher) unplace(p *Partition, gen uint64, to placement) {
 	}
 	p.mu.Unlock()
 	f.detachLocked(p)
-	p.place = to
+	f.setPlace(p, to)
 	f.mu.Unlock()
 	f.wakePlacement()
 }

@@ -174,6 +174,11 @@ func (p *Partition) decode(rc *rawChunk) (*Chunk, error) {
 		p.need = max(p.need, batchNeed(rc.resp.Records))
 	}
 	p.stuck = noProgress
+	end := rc.resp.HighWatermark
+	if p.f.cfg.Isolation == ReadCommitted && rc.resp.LastStableOffset >= 0 {
+		end = rc.resp.LastStableOffset
+	}
+	p.hot = d.NextOffset < end
 	if derr != nil {
 		p.err = fmt.Errorf("fetch: %s[%d] at offset %d: %w", p.topic, p.id, d.NextOffset, derr)
 	}

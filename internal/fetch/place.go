@@ -173,7 +173,7 @@ func (f *Fetcher) placeLeaders(ctx context.Context, warn bool) bool {
 		unpositioned := p.unpositioned
 		p.mu.Unlock()
 		if unpositioned {
-			p.place = needOffset
+			f.setPlace(p, needOffset)
 		} else {
 			f.attachLocked(p)
 		}
@@ -257,6 +257,6 @@ func (f *Fetcher) replace(p *Partition, gen uint64, to placement) {
 	ok := p.gen == gen && !p.revoked && p.place == needOffset
 	p.mu.Unlock()
 	if ok {
-		p.place = to
+		f.setPlace(p, to)
 	}
 }

@@ -117,11 +117,12 @@ func (s *source) idle(ctx context.Context, retry time.Duration) bool {
 //
 // A request that only holds partitions without new data makes the broker
 // wait (up to the max wait) for data, and while it waits no other request
-// can be answered on the connection. So while a partition that just
-// returned data is busy being processed (its buffer is full or not yet
-// decoded), the others are not long-polled: they ride along with its next
-// request, which comes back at once with its data, or are polled without
-// waiting at most once per max wait.
+// can be answered on the connection. So while a partition with more data
+// to fetch (hot) is busy being processed (its buffer is full or not yet
+// decoded), or partitions are being placed, the others are not
+// long-polled: they ride along with the next request for a hot partition,
+// which comes back at once with its data, or are polled without waiting at
+// most once per max wait.
 func (s *source) collect() (parts []fetchPart, maxWait time.Duration, retry time.Duration) {
 	f := s.f
 	f.mu.Lock()
@@ -154,7 +155,9 @@ func (s *source) collect() (parts []fetchPart, maxWait time.Duration, retry time
 		p.mu.Unlock()
 	}
 	maxWait = f.cfg.MaxWait
-	if len(parts) > 0 && !hotReady && hotBusy {
+	// Partitions about to be placed (a new assignment being looked up)
+	// would wait behind a long poll as well.
+	if len(parts) > 0 && !hotReady && (hotBusy || f.unplaced > 0) {
 		if wait := f.cfg.MaxWait - time.Since(s.lastSent); wait > 0 {
 			return nil, 0, wait
 		}

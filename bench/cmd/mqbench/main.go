@@ -53,6 +53,7 @@ type sizes struct {
 	rate       int
 	slowWait   time.Duration
 	partitions int
+	h          []scale // workload h's cells
 }
 
 var fullSizes = sizes{
@@ -64,6 +65,7 @@ var fullSizes = sizes{
 	fDur: 10 * time.Second,
 	g:    1_000_000, gDur: 15 * time.Second,
 	conc: 64, rate: 1000, slowWait: time.Millisecond, partitions: 12,
+	h: fullScales,
 }
 
 var quickSizes = sizes{
@@ -75,9 +77,10 @@ var quickSizes = sizes{
 	fDur: 300 * time.Millisecond,
 	g:    100_000, gDur: 500 * time.Millisecond,
 	conc: 64, rate: 1000, slowWait: time.Millisecond, partitions: 12,
+	h: quickScales,
 }
 
-var allWorkloads = []string{"a", "b", "c", "d", "e1", "e8", "f", "g"}
+var allWorkloads = []string{"a", "b", "c", "d", "e1", "e8", "f", "g", "h12", "h120", "h1000"}
 
 var workloadTitle = map[string]string{
 	"a":  "a produce 1KiB JSON",
@@ -88,6 +91,10 @@ var workloadTitle = map[string]string{
 	"e8": "e consume 1ms, 8 lanes",
 	"f":  "f end-to-end 1k/s",
 	"g":  "g 1M backlog, slow",
+	// h's cells match fullScales and quickScales.
+	"h12":   "h 12 partitions",
+	"h120":  "h 120 partitions",
+	"h1000": "h 1,000 partitions",
 }
 
 // systemsFor lists the systems run on a workload, in table order.
@@ -117,6 +124,8 @@ func systemsFor(w string, real bool) []string {
 		if real {
 			s = append(s, "kcat")
 		}
+	case "h12", "h120", "h1000":
+		s = []string{"mq", "franz-go", "kafka-go"}
 	}
 	return s
 }
@@ -138,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var wl string
 	fs.StringVar(&o.brokers, "brokers", "", "broker host:port[,host:port] (default: $KAFKA_BROKERS, else an embedded kfake broker)")
 	fs.IntVar(&o.runs, "runs", 3, "runs per system and workload; figures are medians")
-	fs.StringVar(&wl, "workloads", "a,b,c,d,e,f,g", "workloads to run (a-g; e runs e1 and e8)")
+	fs.StringVar(&wl, "workloads", "a,b,c,d,e,f,g,h", "workloads to run (a-h; e runs e1 and e8, h runs h12, h120 and h1000)")
 	fs.BoolVar(&o.quick, "quick", false, "tiny counts, 1 run, for CI: checks that everything runs")
 	fs.BoolVar(&o.embedded, "embedded", false, "use the embedded broker even if KAFKA_BROKERS is set")
 	fs.BoolVar(&o.markdown, "markdown", false, "print the table as Markdown")
@@ -152,10 +161,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case w == "":
 		case w == "e":
 			o.workloads = append(o.workloads, "e1", "e8")
+		case w == "h":
+			o.workloads = append(o.workloads, "h12", "h120", "h1000")
 		case slices.Contains(allWorkloads, w):
 			o.workloads = append(o.workloads, w)
 		default:
-			fmt.Fprintf(stderr, "mqbench: unknown workload %q (want a-g)\n", w)
+			fmt.Fprintf(stderr, "mqbench: unknown workload %q (want a-h)\n", w)
 			return 2
 		}
 	}
@@ -245,6 +256,7 @@ func bench(o options, stdout, stderr io.Writer) error {
 	env.print(stdout)
 	fmt.Fprintf(stdout, "%-9s %s at start, %s at end (1/5/15 min); took %v\n\n", "load:", loadBefore, loadAvg(), took)
 	b.printTable(stdout)
+	b.printScaling(stdout)
 	b.printTargets(stdout)
 	if o.jsonOut != "" {
 		js, _ := json.MarshalIndent(b.jsonDump(), "", "  ")
@@ -268,8 +280,12 @@ func (b *bencher) cleanup() {
 }
 
 func (b *bencher) newTopic(ctx context.Context, w string) (string, error) {
+	return b.newTopicN(ctx, w, b.sz.partitions)
+}
+
+func (b *bencher) newTopicN(ctx context.Context, w string, partitions int) (string, error) {
 	t := mqtest.UniqueName("mqbench-" + w)
-	return t, b.cl.CreateTopic(ctx, t, b.sz.partitions)
+	return t, b.cl.CreateTopic(ctx, t, partitions)
 }
 
 // prefilled returns the topic holding the backlog of a consuming workload,
@@ -492,6 +508,17 @@ func (b *bencher) runOne(ctx context.Context, w, sys string, run int) (result, e
 			err = b.checkCount(ctx, topic, s.N+s.Warmup)
 		}
 		return res, err
+	case "h12", "h120", "h1000":
+		sc, ok := b.scaleOf(w)
+		if !ok {
+			return newResult(), fmt.Errorf("no cell for workload %s", w)
+		}
+		topic, err := b.prefillScaling(ctx, w, sc)
+		if err != nil {
+			return newResult(), err
+		}
+		s.Topic, s.Group, s.N = topic, group, sc.total()
+		return runGoWorker(ctx, s, b.log)
 	default: // d, e1, e8, g: consume a prefilled topic in a new group
 		topic, n, err := b.prefilled(ctx, w)
 		if err != nil {
@@ -543,6 +570,11 @@ func (b *bencher) agg(w, sys string) (result, bool) {
 		RSS:     pick(func(r result) float64 { return r.RSS }),
 		Wait:    pick(func(r result) float64 { return r.Wait }),
 		Msgs:    rs[0].Msgs,
+		Secs:    pick(func(r result) float64 { return r.Secs }),
+
+		FirstToLast: pick(func(r result) float64 { return r.FirstToLast }),
+		Sockets:     pick(func(r result) float64 { return r.Sockets }),
+		Goroutines:  pick(func(r result) float64 { return r.Goroutines }),
 	}
 	return out, true
 }
@@ -577,6 +609,9 @@ func fmtRate(f float64) string {
 func (b *bencher) rows() [][]string {
 	var rows [][]string
 	for _, w := range b.o.workloads {
+		if isScaling(w) {
+			continue // its own table: printScaling
+		}
 		mqr, haveMQ := b.agg(w, "mq")
 		hname, hf := headline(w)
 		for _, sys := range systemsFor(w, b.real) {
@@ -710,6 +745,7 @@ func (b *bencher) targets() []target {
 		add("(g) peak RSS ≤ 256 MiB with a 1M backlog", true, mq.RSS <= 256,
 			fmt.Sprintf("mq %.0f MiB (backlog %d)", mq.RSS, b.sz.g))
 	}
+	b.scalingTargets(add)
 	return ts
 }
 

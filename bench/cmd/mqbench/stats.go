@@ -23,12 +23,18 @@ type result struct {
 	RSS     float64 `json:"rss_mib"`
 	Wait    float64 `json:"wait_ms,omitempty"` // measured mean handler wait
 	Note    string  `json:"note,omitempty"`
+
+	// Workload h: Secs is from the consumer's start to the last record.
+	FirstToLast float64 `json:"first_to_last_s"`
+	Sockets     float64 `json:"sockets"`    // peak open sockets
+	Goroutines  float64 `json:"goroutines"` // peak goroutines
 }
 
 func nan() float64 { return math.NaN() }
 
 func newResult() result {
-	return result{MsgsSec: nan(), MBSec: nan(), P50: nan(), P99: nan(), Allocs: nan(), RSS: nan()}
+	return result{MsgsSec: nan(), MBSec: nan(), P50: nan(), P99: nan(), Allocs: nan(), RSS: nan(),
+		FirstToLast: nan(), Sockets: nan(), Goroutines: nan()}
 }
 
 // jsonResult carries NaN through JSON as null.
@@ -43,6 +49,10 @@ type jsonResult struct {
 	RSS     *float64 `json:"rss_mib"`
 	Wait    float64  `json:"wait_ms,omitempty"`
 	Note    string   `json:"note,omitempty"`
+
+	FirstToLast *float64 `json:"first_to_last_s,omitempty"`
+	Sockets     *float64 `json:"sockets,omitempty"`
+	Goroutines  *float64 `json:"goroutines,omitempty"`
 }
 
 func ptr(f float64) *float64 {
@@ -60,11 +70,13 @@ func val(p *float64) float64 {
 }
 
 func (r result) toJSON() jsonResult {
-	return jsonResult{r.Msgs, r.Secs, ptr(r.MsgsSec), ptr(r.MBSec), ptr(r.P50), ptr(r.P99), ptr(r.Allocs), ptr(r.RSS), r.Wait, r.Note}
+	return jsonResult{r.Msgs, r.Secs, ptr(r.MsgsSec), ptr(r.MBSec), ptr(r.P50), ptr(r.P99), ptr(r.Allocs), ptr(r.RSS), r.Wait, r.Note,
+		ptr(r.FirstToLast), ptr(r.Sockets), ptr(r.Goroutines)}
 }
 
 func (j jsonResult) toResult() result {
-	return result{j.Msgs, j.Secs, val(j.MsgsSec), val(j.MBSec), val(j.P50), val(j.P99), val(j.Allocs), val(j.RSS), j.Wait, j.Note}
+	return result{j.Msgs, j.Secs, val(j.MsgsSec), val(j.MBSec), val(j.P50), val(j.P99), val(j.Allocs), val(j.RSS), j.Wait, j.Note,
+		val(j.FirstToLast), val(j.Sockets), val(j.Goroutines)}
 }
 
 // percentiles returns p50 and p99 in milliseconds.

@@ -64,6 +64,8 @@ func runWorker(s spec) (result, error) {
 		res, err = w.consume()
 	case "f":
 		res, err = w.endToEnd()
+	case "h12", "h120", "h1000":
+		res, err = w.drain()
 	default:
 		err = fmt.Errorf("unknown workload %q", s.Workload)
 	}
