@@ -22,6 +22,16 @@ const (
 // batches.
 const minFetchBytes = 8 << 10
 
+// chunksPerShare is how many fetches' worth of decoded records a
+// partition's share holds.
+const chunksPerShare = 4
+
+// initialRatio is the decoded-to-wire ratio a partition's first fetch
+// assumes, before its first chunk tells: compressed text commonly shrinks 2
+// to 5 times, and guessing too high costs one small first fetch, guessing
+// too low a first chunk far beyond the partition's share.
+const initialRatio = 4
+
 // recordSize and headerSize are what a decoded record and header cost
 // beyond their bytes.
 const (
@@ -57,14 +67,15 @@ func (b *budget) share() int64 {
 // whose next batch is known to need at least need bytes; 0 when the
 // partition holds enough and must be left out of the next request.
 //
-// The size aims at two fetches' worth of decoded bytes per share, so that
-// one is fetched while the other is processed. A partition that holds
-// nothing is always fetched, at least its next batch: that is what makes
-// progress possible when a share is smaller than a batch.
+// The size aims at chunksPerShare fetches' worth of decoded bytes per
+// share, so that while one chunk is processed the next ones are buffered or
+// on their way: a partition keeps being fed across a few round trips. A
+// partition that holds nothing is always fetched, at least its next batch:
+// that is what makes progress possible when a share is smaller than a batch.
 func (b *budget) fetchSize(held int64, ratio float64, need int32) int32 {
 	share := b.share()
 	ratio = max(ratio, 1)
-	size := int64(float64(share) / (2 * ratio))
+	size := int64(float64(share) / (chunksPerShare * ratio))
 	size = min(int64(b.partitionMax), max(size, minFetchBytes))
 	size = max(size, int64(need))
 	if held > 0 && float64(held)+float64(size)*ratio > float64(share) {

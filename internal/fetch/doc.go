@@ -28,10 +28,14 @@
 //   - One buffer budget (budget.go) bounds what all partitions hold
 //     between being fetched and being released by their consumer: each
 //     assigned partition may hold an equal share, and a partition holding
-//     its share is left out of requests. Sizes are counted decoded.
-//   - Decoding runs on the partition consumer's goroutine, in Next, so a
-//     consumer of many partitions decodes them in parallel and a source
-//     only splits responses.
+//     its share is left out of requests. Sizes are counted decoded: the
+//     size asked for a partition follows its last compression ratio.
+//   - A source decodes the partitions of each response in parallel (up to
+//     GOMAXPROCS at a time) before it builds its next request, so that
+//     every partition of a response knows its next offset and can be in
+//     that request: requests stay large, and each partition has up to four
+//     chunks of its share buffered or on their way while its consumer
+//     works.
 //
 // Fetch sessions (KIP-227) are not used: a sessionless request costs about
 // 28 bytes per partition, and the budget changes partitions' sizes between

@@ -149,7 +149,7 @@ func (f *Fetcher) Assign(topic string, partition int32, offset int64) (*Partitio
 		return nil, fmt.Errorf("fetch: %s[%d]: start offset %d is neither an offset nor OffsetEarliest/OffsetLatest", topic, partition, offset)
 	}
 	p := &Partition{f: f, topic: topic, id: partition, wake: make(chan struct{}, 1),
-		place: needLeader, leader: -1, epoch: -1, reset: f.cfg.Reset, ratio: 1, hot: true}
+		place: needLeader, leader: -1, epoch: -1, reset: f.cfg.Reset, ratio: initialRatio, hot: true}
 	p.hwm.Store(-1)
 	if offset >= 0 {
 		p.offset = offset
@@ -190,7 +190,7 @@ func (f *Fetcher) Revoke(p *Partition) {
 	if !p.revoked {
 		p.revoked = true
 		p.gen++
-		p.pending = nil
+		p.ready = nil
 		f.budget.held.Add(-p.held)
 		p.held = 0
 	}
@@ -296,11 +296,6 @@ func (f *Fetcher) unplace(p *Partition, gen uint64, to placement) {
 	p.gen++ // answers to earlier requests are stale
 	if to == needOffset {
 		p.unpositioned = true
-		if p.pending != nil {
-			p.held -= p.pending.charge
-			f.budget.held.Add(-p.pending.charge)
-			p.pending = nil
-		}
 		p.reset = f.cfg.Reset
 	}
 	p.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqkit/mq/internal/wire/wiretest"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/compress"
 	"github.com/segmentio/kafka-go/protocol"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -371,10 +372,10 @@ func TestBusyPartitionIsNotHeldBehindALongPoll(t *testing.T) {
 func TestFetchSize(t *testing.T) {
 	b := budget{total: 12 << 20, partitionMax: 1 << 20}
 	b.partitions.Store(12) // shares of 1 MiB
-	assert.Equal(t, int32(512<<10), b.fetchSize(0, 1, 0), "half a share: one fetched while the other is processed")
-	assert.Equal(t, int32(512<<10), b.fetchSize(512<<10, 1, 0), "room for one more")
-	assert.Zero(t, b.fetchSize(600<<10, 1, 0), "a full share is not fetched")
-	assert.Equal(t, int32(128<<10), b.fetchSize(0, 4, 0), "compressed 4:1: a quarter of the bytes on the wire")
+	assert.Equal(t, int32(256<<10), b.fetchSize(0, 1, 0), "a quarter share: three more on their way while one is processed")
+	assert.Equal(t, int32(256<<10), b.fetchSize(768<<10, 1, 0), "room for one more")
+	assert.Zero(t, b.fetchSize(800<<10, 1, 0), "a full share is not fetched")
+	assert.Equal(t, int32(64<<10), b.fetchSize(0, 4, 0), "compressed 4:1: a quarter of the bytes on the wire")
 	assert.Equal(t, int32(2<<20), b.fetchSize(0, 1, 2<<20), "a batch larger than the share is fetched whole")
 	assert.Equal(t, int32(2<<20), b.fetchSize(0, 1, 2<<20), "...when the partition holds nothing")
 	assert.Zero(t, b.fetchSize(1, 1, 2<<20), "...and only then")
@@ -383,4 +384,17 @@ func TestFetchSize(t *testing.T) {
 	assert.Equal(t, int32(minFetchBytes), b.fetchSize(0, 1, 0), "never below the minimum")
 	b.partitions.Store(1)
 	assert.Equal(t, int32(1<<20), b.fetchSize(0, 1, 0), "never above the partition max")
+}
+
+func TestCompressedOnly(t *testing.T) {
+	plain := newTestBatch(0, 3)
+	snappy := newTestBatch(3, 3)
+	snappy.attrs = Attributes(compress.Snappy)
+	assert.False(t, compressedOnly(recordSet(t, plain)))
+	assert.True(t, compressedOnly(recordSet(t, snappy)))
+	assert.False(t, compressedOnly(recordSet(t, snappy, plain)), "one uncompressed batch is enough")
+	set := recordSet(t, snappy, plain)
+	cut := len(recordSet(t, snappy)) + 30
+	assert.True(t, compressedOnly(set[:cut]), "a partial batch at the end is not decoded, so it does not count")
+	assert.True(t, compressedOnly(nil))
 }

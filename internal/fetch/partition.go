@@ -58,27 +58,19 @@ type Partition struct {
 	// reset, revocation) or the partition moves: a response to a request
 	// made before is dropped.
 	gen    uint64
-	offset int64 // the next offset to fetch, once pending is decoded
+	offset int64 // the next offset to fetch
 	// unpositioned: offset is not known yet; it is looked up (ListOffsets)
 	// at reset (guarded by f.mu) before the partition can be fetched.
 	unpositioned bool
-	inflight     bool      // in a fetch request awaiting its response
-	pending      *rawChunk // fetched, not yet decoded (at most one: its end is unknown until then)
-	held         int64     // bytes charged to the budget: pending and unreleased chunks
-	ratio        float64   // decoded bytes per byte on the wire, of the last chunk
-	need         int32     // the largest batch seen to need more than a fetch size
-	stuck        bool      // the last fetch returned part of one batch: ask first next time
-	hot          bool      // the last fetch returned records (or none was made yet)
-	err          error     // fatal: returned by Next once pending chunks are taken
+	inflight     bool     // in a fetch request, until its response is decoded
+	ready        []*Chunk // decoded, not yet taken by Next
+	held         int64    // bytes charged to the budget: ready and unreleased chunks
+	ratio        float64  // decoded bytes per byte on the wire, of the last chunk
+	need         int32    // the largest batch seen to need more than a fetch size
+	stuck        bool     // the last fetch returned part of one batch: ask first next time
+	hot          bool     // more records to fetch: the last fetch did not reach the end (or none was made yet)
+	err          error    // fatal: returned by Next once the ready chunks are taken
 	revoked      bool
-}
-
-// rawChunk is one partition's part of a fetch response, not yet decoded.
-type rawChunk struct {
-	resp   PartitionResponse // Records: this partition's bytes only
-	offset int64             // the offset it was fetched from
-	gen    uint64
-	charge int64
 }
 
 // Chunk is what one fetch returned for a partition, decoded: records to
@@ -100,7 +92,6 @@ type Chunk struct {
 	LastStableOffset int64
 
 	p        *Partition
-	gen      uint64
 	charge   int64
 	released atomic.Bool
 }
@@ -116,13 +107,12 @@ func (p *Partition) ID() int32 { return p.id }
 func (p *Partition) HighWatermark() int64 { return p.hwm.Load() }
 
 // Next returns the next chunk of records, waiting until one is fetched or
-// ctx ends. It decodes on the caller's goroutine, so a consumer of many
-// partitions decodes them in parallel. It returns [ErrRevoked] after
-// revocation, and an error naming the partition and offset when fetching it
-// cannot go on: a record batch that cannot be decoded (*[BatchError]), or a
-// partition error other than the ones the engine recovers from (leader
-// changes, offsets out of range), such as an authorization failure. The
-// records before a bad batch are returned first.
+// ctx ends. It returns [ErrRevoked] after revocation, and an error naming
+// the partition and offset when fetching it cannot go on: a record batch
+// that cannot be decoded (*[BatchError]), or a partition error other than
+// the ones the engine recovers from (leader changes, offsets out of range),
+// such as an authorization failure. The records before a bad batch are
+// returned first.
 func (p *Partition) Next(ctx context.Context) (*Chunk, error) {
 	for {
 		p.mu.Lock()
@@ -130,12 +120,12 @@ func (p *Partition) Next(ctx context.Context) (*Chunk, error) {
 			p.mu.Unlock()
 			return nil, ErrRevoked
 		}
-		if rc := p.pending; rc != nil {
+		if len(p.ready) > 0 {
+			c := p.ready[0]
+			p.ready[0] = nil
+			p.ready = p.ready[1:]
 			p.mu.Unlock()
-			if c, err := p.decode(rc); c != nil || err != nil {
-				return c, err
-			}
-			continue
+			return c, nil
 		}
 		if err := p.err; err != nil {
 			p.mu.Unlock()
@@ -150,53 +140,63 @@ func (p *Partition) Next(ctx context.Context) (*Chunk, error) {
 	}
 }
 
-// decode turns the pending chunk into records and moves the fetch position
-// past it. It returns nil, nil when the chunk yields nothing to hand out.
-func (p *Partition) decode(rc *rawChunk) (*Chunk, error) {
-	d, derr := DecodeRecords(&rc.resp, rc.offset, p.f.decodeOpts)
-	charge := chargeOf(len(rc.resp.Records), d.Records)
+// decoded is one partition's part of a response, decoded by its source.
+type decoded struct {
+	fp      fetchPart
+	resp    *PartitionResponse
+	d       Decoded
+	err     error
+	charge  int64
+	wireLen int
+}
 
-	p.mu.Lock()
-	if p.pending != rc || p.gen != rc.gen || p.revoked {
-		p.mu.Unlock() // dropped meanwhile (revoked, or the position was reset): its charge went with it
-		return nil, nil
+// decode decodes a partition's record set. retain tells whether the
+// records may point into buf beyond the decoding (uncompressed batches).
+func (p *Partition) decode(fp fetchPart, pr *PartitionResponse, retained bool) decoded {
+	d, err := DecodeRecords(pr, fp.offset, p.f.decodeOpts)
+	raw := 0
+	if retained {
+		raw = len(pr.Records)
 	}
-	p.pending = nil
+	return decoded{fp: fp, resp: pr, d: d, err: err, charge: chargeOf(raw, d.Records), wireLen: len(pr.Records)}
+}
+
+// accept queues what decode produced and moves the fetch position past it,
+// unless the partition moved on meanwhile.
+func (p *Partition) accept(dc decoded) {
+	d := dc.d
+	p.mu.Lock()
+	p.inflight = false
+	if p.gen != dc.fp.gen || p.revoked {
+		p.mu.Unlock()
+		return
+	}
 	p.offset = d.NextOffset
-	p.ratio = float64(charge) / float64(max(len(rc.resp.Records), 1))
-	p.held += charge - rc.charge
-	p.f.budget.held.Add(charge - rc.charge)
-	noProgress := d.Truncated && d.Batches == 0 && derr == nil
+	p.ratio = max(float64(dc.charge)/float64(max(dc.wireLen, 1)), 1)
+	noProgress := d.Truncated && d.Batches == 0 && dc.err == nil
 	if noProgress {
 		// The next batch is larger than the fetch size: ask for all of it,
 		// first in the request (a broker always returns the first
 		// partition's first batch whole).
-		p.need = max(p.need, batchNeed(rc.resp.Records))
+		p.need = max(p.need, batchNeed(dc.resp.Records))
 	}
 	p.stuck = noProgress
-	end := rc.resp.HighWatermark
-	if p.f.cfg.Isolation == ReadCommitted && rc.resp.LastStableOffset >= 0 {
-		end = rc.resp.LastStableOffset
+	end := dc.resp.HighWatermark
+	if p.f.cfg.Isolation == ReadCommitted && dc.resp.LastStableOffset >= 0 {
+		end = dc.resp.LastStableOffset
 	}
 	p.hot = d.NextOffset < end
-	if derr != nil {
-		p.err = fmt.Errorf("fetch: %s[%d] at offset %d: %w", p.topic, p.id, d.NextOffset, derr)
+	if dc.err != nil {
+		p.err = fmt.Errorf("fetch: %s[%d] at offset %d: %w", p.topic, p.id, d.NextOffset, dc.err)
 	}
-	progressed := d.NextOffset > rc.offset
-	c := &Chunk{Records: d.Records, NextOffset: d.NextOffset, HighWatermark: rc.resp.HighWatermark,
-		LastStableOffset: rc.resp.LastStableOffset, p: p, gen: p.gen, charge: charge}
-	if !progressed && len(d.Records) == 0 {
-		p.held -= charge
-		p.f.budget.held.Add(-charge)
-		c = nil
+	if len(d.Records) > 0 || d.NextOffset > dc.fp.offset {
+		p.ready = append(p.ready, &Chunk{Records: d.Records, NextOffset: d.NextOffset, HighWatermark: dc.resp.HighWatermark,
+			LastStableOffset: dc.resp.LastStableOffset, p: p, charge: dc.charge})
+		p.held += dc.charge
+		p.f.budget.held.Add(dc.charge)
 	}
-	err := p.err
 	p.mu.Unlock()
-	p.kickSource() // the position is known again
-	if c == nil && err != nil && len(d.Records) == 0 {
-		return nil, err
-	}
-	return c, nil
+	p.signal()
 }
 
 // batchNeed returns the bytes the batch at the start of a record set needs
@@ -208,6 +208,23 @@ func batchNeed(records []byte) int32 {
 	}
 	n := int64(batchOffsetsSize) + int64(int32(binary.BigEndian.Uint32(records[8:12])))
 	return int32(min(max(n, int64(len(records))+1), int64(1)<<30))
+}
+
+// compressedOnly reports whether every complete batch of a record set is
+// compressed: its records then point into buffers of their own, not into
+// the record set.
+func compressedOnly(records []byte) bool {
+	for len(records) >= attributesPos+2 {
+		size := int64(batchOffsetsSize) + int64(int32(binary.BigEndian.Uint32(records[8:12])))
+		if size > int64(len(records)) {
+			break // the partial batch at the end is not decoded
+		}
+		if records[magicPos] != magicV2 || Attributes(binary.BigEndian.Uint16(records[attributesPos:])).Compression() == 0 {
+			return false
+		}
+		records = records[size:]
+	}
+	return true
 }
 
 // Release returns the chunk's bytes to the budget. The records must not be

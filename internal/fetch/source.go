@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqkit/mq/internal/backoff"
@@ -141,10 +144,7 @@ func (s *source) collect() (parts []fetchPart, maxWait time.Duration, retry time
 			p.mu.Unlock()
 			continue
 		}
-		size := int32(0)
-		if p.pending == nil {
-			size = f.budget.fetchSize(p.held, p.ratio, p.need)
-		}
+		size := f.budget.fetchSize(p.held, p.ratio, p.need)
 		if size == 0 {
 			hotBusy = hotBusy || p.hot
 			p.mu.Unlock()
@@ -211,7 +211,11 @@ func (s *source) request(parts []fetchPart, maxWait time.Duration) *fetchapi.Req
 		// matters more than grouping (brokers read partitions in order).
 		req.Topics = append(req.Topics, fetchapi.RequestTopic{Topic: fp.p.topic, Partitions: []fetchapi.RequestPartition{rp}})
 	}
-	req.MaxBytes = int32(min(total, math.MaxInt32))
+	// The partitions' sizes bound the response. The request's own bound
+	// leaves room beyond their sum: the first partition's first batch comes
+	// whole even when larger than its size, and must not leave the
+	// partitions after it with nothing.
+	req.MaxBytes = int32(min(total+f.budget.total, math.MaxInt32))
 	return req
 }
 
@@ -270,8 +274,10 @@ func (s *source) failed(parts []fetchPart, err error, failures int) {
 	}
 }
 
-// handle hands each partition its part of a response, or deals with its
-// error.
+// handle hands each partition its part of a response, decoded, or deals
+// with its error. The partitions' record sets are decoded in parallel (up
+// to GOMAXPROCS at a time) before the next request is built, so that every
+// partition of this response can be in it.
 func (s *source) handle(resp *Response, parts []fetchPart) {
 	type key struct {
 		topic string
@@ -286,18 +292,61 @@ func (s *source) handle(resp *Response, parts []fetchPart) {
 			withData++
 		}
 	}
-	// Records alias the buffer they are decoded from. With several
-	// partitions in one response, each gets its own copy, so that a slow
-	// partition holding its records does not keep the whole response (the
-	// other partitions' bytes) alive beyond what the budget counts.
-	copyRecords := withData > 1
+	var jobs []fetchPart
+	var prs []*PartitionResponse
 	for _, fp := range parts {
-		s.deliver(fp, byKey[key{fp.p.topic, fp.p.id}], copyRecords)
+		pr := byKey[key{fp.p.topic, fp.p.id}]
+		if pr != nil && pr.Err == nil && len(pr.Records) > 0 {
+			fp.p.hwm.Store(pr.HighWatermark)
+			jobs = append(jobs, fp)
+			prs = append(prs, pr)
+			continue
+		}
+		s.deliverEmpty(fp, pr)
 	}
+	// Records of uncompressed batches point into the record set. With
+	// several partitions in one response, such a record set gets a copy of
+	// its own, so that a partition holding its records does not keep the
+	// whole response (the others' bytes) alive beyond what the budget
+	// counts.
+	decodeAll(len(jobs), func(i int) {
+		fp, pr := jobs[i], prs[i]
+		retained := !compressedOnly(pr.Records)
+		if retained && withData > 1 {
+			cp := *pr
+			cp.Records = bytes.Clone(pr.Records)
+			pr = &cp
+		}
+		fp.p.accept(fp.p.decode(fp, pr, retained))
+	})
 }
 
-// deliver passes a partition its response.
-func (s *source) deliver(fp fetchPart, pr *PartitionResponse, copyRecords bool) {
+// decodeAll runs decode(0..n-1) on up to GOMAXPROCS goroutines and waits.
+func decodeAll(n int, decode func(i int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			decode(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				decode(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// deliverEmpty passes a partition a response without records: its high
+// watermark, or its error.
+func (s *source) deliverEmpty(fp fetchPart, pr *PartitionResponse) {
 	p := fp.p
 	p.mu.Lock()
 	p.inflight = false
@@ -307,20 +356,7 @@ func (s *source) deliver(fp fetchPart, pr *PartitionResponse, copyRecords bool) 
 	}
 	if pr.Err == nil {
 		p.hwm.Store(pr.HighWatermark)
-		p.hot = len(pr.Records) > 0
-		if len(pr.Records) > 0 {
-			rc := &rawChunk{resp: *pr, offset: fp.offset, gen: p.gen}
-			if copyRecords {
-				rc.resp.Records = bytes.Clone(pr.Records)
-			}
-			rc.charge = int64(len(rc.resp.Records))
-			p.pending = rc
-			p.held += rc.charge
-			s.f.budget.held.Add(rc.charge)
-			p.mu.Unlock()
-			p.signal()
-			return
-		}
+		p.hot = false
 		p.mu.Unlock()
 		return
 	}
