@@ -615,8 +615,9 @@ func mqBinaryMessages(codec mq.Compression, base time.Time) []mq.Message[[]byte]
 }
 
 // (a) What mq.Producer writes, with every compression codec, is read back
-// byte-identical by kcat (librdkafka) and by the Java client: keys, values and
-// headers, null and empty kept apart, timestamps, and CRCs the readers check.
+// byte-identical by kcat (librdkafka), by the Java client and by mq's own
+// consumer: keys, values and headers, null and empty kept apart,
+// timestamps, and CRCs the readers check.
 func TestInteropMQProducerReadByKcatAndJava(t *testing.T) {
 	requireRealBroker(t)
 	kcat := requireTool(t, "kcat")
@@ -676,6 +677,11 @@ func TestInteropMQProducerReadByKcatAndJava(t *testing.T) {
 		got := javaReadAll(t, topic, len(want))
 		compareRecords(t, "java", want, got, true)
 	})
+	t.Run("mq", func(t *testing.T) {
+		got := consumeAllBytes(t, topic, len(want))
+		compareRecords(t, "mq consumer", want, mqToWire(got), true)
+		assert.Positive(t, checkTombstones(t, want, got), "mq's records include null values")
+	})
 }
 
 // kcat -P input: messages end with kcatMsgDelim; a key, when there is one,
@@ -730,7 +736,8 @@ func kcatInput(t testing.TB, codec string, part int) ([]byte, []wireRecord) {
 }
 
 // (b) What kcat and the Java client write, with every compression codec, is
-// consumed by mq.KafkaConsumer with keys, values and headers intact.
+// consumed by mq.KafkaConsumer with keys, values and headers intact, null
+// and empty kept apart (null values as tombstones).
 func TestInteropForeignProducersReadByMQConsumer(t *testing.T) {
 	requireRealBroker(t)
 	kcat := requireTool(t, "kcat")
@@ -757,8 +764,8 @@ func TestInteropForeignProducersReadByMQConsumer(t *testing.T) {
 			assert.EqualValues(t, codec, storedCompression(t, topic, i), "kcat stored %s batches", codec)
 		}
 		got := consumeAllBytes(t, topic, len(want))
-		compareRecords(t, "mq consumer (kcat-written)", want, mqToWire(got), false)
-		reportNullCollapse(t, want, got)
+		compareRecords(t, "mq consumer (kcat-written)", want, mqToWire(got), true)
+		checkTombstones(t, want, got)
 	})
 
 	t.Run("java", func(t *testing.T) {
@@ -792,41 +799,33 @@ func TestInteropForeignProducersReadByMQConsumer(t *testing.T) {
 			want = append(want, w)
 		}
 		got := consumeAllBytes(t, topic, len(want))
-		compareRecords(t, "mq consumer (java-written)", want, mqToWire(got), false)
-		reportNullCollapse(t, want, got)
+		compareRecords(t, "mq consumer (java-written)", want, mqToWire(got), true)
+		assert.Positive(t, checkTombstones(t, want, got), "the Java records include null values")
 	})
 }
 
-// reportNullCollapse logs how null keys, values and header values reach mq
-// consumers: kafka-go's reader hands both null and empty over as nil/empty,
-// so a consumer cannot tell a tombstone from an empty value.
-func reportNullCollapse(t testing.TB, want []wireRecord, got []mq.Message[[]byte]) {
+// checkTombstones checks that exactly the null values reach mq handlers as
+// tombstones (nil Raw), and empty values as empty ones. It returns the
+// number of null values checked.
+func checkTombstones(t testing.TB, want []wireRecord, got []mq.Message[[]byte]) int {
 	t.Helper()
 	byAt := map[partOff]mq.Message[[]byte]{}
 	for _, m := range got {
 		byAt[partOff{m.Partition, m.Offset}] = m
 	}
-	var nullValues, emptyValues []string
+	tombstones := 0
 	for _, w := range want {
 		m, ok := byAt[w.at()]
 		if !ok {
 			continue
 		}
-		switch {
-		case w.Value == nil:
-			nullValues = append(nullValues, fmt.Sprintf("%d@%d->%s(len %d)", w.Partition, w.Offset, nilOrEmpty(m.Value), len(m.Value)))
-		case len(w.Value) == 0:
-			emptyValues = append(emptyValues, fmt.Sprintf("%d@%d->%s(len %d)", w.Partition, w.Offset, nilOrEmpty(m.Value), len(m.Value)))
+		assert.Equal(t, w.Value == nil, m.Tombstone, "%d@%d (%s): Tombstone", w.Partition, w.Offset, w.What)
+		assert.Equal(t, w.Value == nil, m.Raw == nil, "%d@%d (%s): Raw nil", w.Partition, w.Offset, w.What)
+		if w.Value == nil {
+			tombstones++
 		}
 	}
-	t.Logf("null values (tombstones) reach the mq handler as %v; empty values as %v", nullValues, emptyValues)
-}
-
-func nilOrEmpty(b []byte) string {
-	if b == nil {
-		return "nil"
-	}
-	return "empty"
+	return tombstones
 }
 
 // partitionKeys returns ~200 keys: ASCII, multi-byte UTF-8, binary with

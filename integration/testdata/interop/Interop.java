@@ -24,6 +24,16 @@
 //        "key":"<base64>"|null,"value":"<base64>"|null,
 //        "headers":[{"key":"<name>","value":"<base64>"|null}, ...]}
 //
+//   transactions <bootstrap> <topic> <count> <per>
+//       Writes <count> transactions of <per> records each with one
+//       transactional producer (transactional.id "mq-interop-<topic>"),
+//       committing the even-numbered ones (0, 2, ...) and aborting the odd
+//       ones, and prints one line per record, in order:
+//       <partition> <offset> <C|A>   (C: committed, A: aborted)
+//       Record r of transaction t (n = t*<per> + r, counted over all
+//       transactions) has key UTF-8 "txn-<n>" (partitioned by the default
+//       partitioner) and the JSON value {"id":<n>,"txn":<t>}.
+//
 //   partition <bootstrap> <topic> <key>...
 //       Produces one record per key with the DEFAULT partitioner and prints
 //       "<key hex> <partition>" per key, in argument order. A key written as
@@ -92,6 +102,12 @@ public final class Interop {
                     return usage();
                 }
                 return consume(args[1], args[2], Integer.parseInt(args[3]));
+            case "transactions":
+                if (args.length != 5) {
+                    return usage();
+                }
+                transactions(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
+                return 0;
             case "partition":
                 if (args.length < 4) {
                     return usage();
@@ -110,6 +126,7 @@ public final class Interop {
     private static int usage() {
         System.err.println("usage: Interop produce <bootstrap> <topic> <compression>[,<compression>...] <count>");
         System.err.println("       Interop consume <bootstrap> <topic> <count>");
+        System.err.println("       Interop transactions <bootstrap> <topic> <count> <per>");
         System.err.println("       Interop partition <bootstrap> <topic> <key>|hex:<hex>...");
         return 2;
     }
@@ -209,6 +226,41 @@ public final class Interop {
             byte[] key = keys.get(i);
             sb.append(md.partition()).append(' ').append(md.offset()).append(' ')
                     .append(key == null ? "null" : key.length == 0 ? "-" : hex(key)).append('\n');
+        }
+        OUT.print(sb);
+        OUT.flush();
+    }
+
+    // ----- transactions -----
+
+    private static void transactions(String bootstrap, String topic, int count, int per) throws Exception {
+        Properties p = producerProps(bootstrap, "none");
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "mq-interop-" + topic);
+        p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        StringBuilder sb = new StringBuilder();
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            producer.initTransactions();
+            for (int t = 0; t < count; t++) {
+                boolean commit = t % 2 == 0;
+                List<Future<RecordMetadata>> futures = new ArrayList<>();
+                producer.beginTransaction();
+                for (int r = 0; r < per; r++) {
+                    int n = t * per + r;
+                    futures.add(producer.send(new ProducerRecord<>(topic, utf8("txn-" + n),
+                            utf8("{\"id\":" + n + ",\"txn\":" + t + "}"))));
+                }
+                producer.flush();
+                if (commit) {
+                    producer.commitTransaction();
+                } else {
+                    producer.abortTransaction();
+                }
+                for (Future<RecordMetadata> f : futures) {
+                    RecordMetadata md = f.get();
+                    sb.append(md.partition()).append(' ').append(md.offset()).append(' ')
+                            .append(commit ? 'C' : 'A').append('\n');
+                }
+            }
         }
         OUT.print(sb);
         OUT.flush();
