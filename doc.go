@@ -41,6 +41,14 @@
 // when partitions are revoked and at shutdown, through the generation that
 // owns the partition, and never move backwards.
 //
+// Records are fetched with one connection per broker, all of the member's
+// partitions led by a broker in one request, into one memory budget for the
+// whole consumer ([WithFetchBufferBytes]). Transaction markers never reach
+// handlers and committed offsets move past them; by default only committed
+// transactions are read ([WithIsolationLevel]). Null and empty keys, values
+// and header values stay distinct; a null value is a tombstone
+// ([Message].Tombstone), which skips the codec. [WithTopics] adds topics.
+//
 // # Errors
 //
 // A handler error is retried with exponential backoff and jitter

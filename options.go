@@ -562,7 +562,9 @@ func (c *consumerConfig) validate() error {
 }
 
 // WithStartOffset sets where partitions without a committed offset are read
-// from. This overrides the default of [StartEarliest].
+// from, and where a partition whose offset is out of range (its records were
+// deleted by retention, or the log was truncated) starts again. This
+// overrides the default of [StartEarliest].
 func WithStartOffset(o StartOffset) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.startOffset = o })
 }
@@ -702,8 +704,9 @@ func WithOnRevoked(fn func(revoked map[string][]int)) ConsumerOption {
 }
 
 // WithDialer makes the consumer use a caller-configured kafka-go dialer (for
-// TLS, SASL or a custom resolver). The client ID and dial timeout options do
-// not change it.
+// TLS, SASL or a custom resolver) for group membership and for fetching:
+// its TLS, SASL mechanism, client ID, timeout, dial function and resolver
+// apply. The client ID and dial timeout options do not change it.
 func WithDialer(d *kafka.Dialer) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.dialer = d })
 }
