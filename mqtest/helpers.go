@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,7 +27,10 @@ func (c *Cluster) checkOpen() error {
 // CreateTopic creates topic with the given number of partitions (the
 // default partition count, see [WithDefaultPartitions], if zero or fewer)
 // and replication factor 1, then waits until metadata shows the topic with
-// a leader for every partition, for at most 30 seconds.
+// a leader for every partition, for at most 30 seconds. In [ModeExternal]
+// the replication factor and min.insync.replicas come from the
+// [EnvReplicationFactor] and [EnvMinInsyncReplicas] environment variables
+// when they are set.
 //
 // CreateTopic is idempotent: a topic that already exists with the same
 // partition count is not an error. One that exists with a different count
@@ -41,13 +45,18 @@ func (c *Cluster) CreateTopic(ctx context.Context, topic string, partitions int)
 	if partitions <= 0 {
 		partitions = c.defaultPartitions
 	}
-	resp, err := c.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{
-			Topic:             topic,
-			NumPartitions:     partitions,
-			ReplicationFactor: 1,
-		}},
-	})
+	tc := kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}
+	if c.mode == ModeExternal {
+		rf, minISR, err := topicReplication()
+		if err != nil {
+			return err
+		}
+		tc.ReplicationFactor = rf
+		if minISR > 0 {
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(minISR)}}
+		}
+	}
+	resp, err := c.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc}})
 	if err != nil {
 		return fmt.Errorf("mqtest: creating topic %q: %w", topic, err)
 	}
