@@ -1,12 +1,17 @@
 package mqtest_test
 
 import (
+	"net"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mqkit/mq/mqtest"
 )
@@ -79,4 +84,47 @@ func TestCreateTopicReplicationBadEnv(t *testing.T) {
 		require.Error(t, err, "rf %q, min ISR %q", tc.rf, tc.isr)
 		assert.Contains(t, err.Error(), tc.want)
 	}
+}
+
+// A broker that does not know a new topic yet (it learns of it from the
+// controller after the others): CreateTopic waits until it does.
+func TestCreateTopicWaitsForEveryBroker(t *testing.T) {
+	clearEnv(t)
+	emb := mqtest.New(t, mqtest.WithKfakeOptions(kfake.NumBrokers(3)))
+	kf := emb.Kfake()
+	var brokers []kmsg.MetadataResponseBroker
+	for i, a := range kf.ListenAddrs() {
+		host, port, err := net.SplitHostPort(a)
+		require.NoError(t, err)
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host = int32(i), host
+		p, err := strconv.Atoi(port)
+		require.NoError(t, err)
+		b.Port = int32(p)
+		brokers = append(brokers, b)
+	}
+	const refusals = 5
+	var mu sync.Mutex
+	topic, refused := mqtest.UniqueName("lagging-broker"), 0
+	kf.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		kf.KeepControl()
+		mreq := req.(*kmsg.MetadataRequest)
+		mu.Lock()
+		defer mu.Unlock()
+		if kf.CurrentNode() != 2 || refused >= refusals || len(mreq.Topics) != 1 || *mreq.Topics[0].Topic != topic {
+			return nil, nil, false
+		}
+		refused++
+		resp := mreq.ResponseKind().(*kmsg.MetadataResponse)
+		resp.Brokers = brokers // a lagging broker knows the others
+		rt := kmsg.NewMetadataResponseTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	require.NoError(t, emb.CreateTopic(ctxT(t), topic, 2))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, refusals, refused, "CreateTopic returned while broker 2 still answered UNKNOWN_TOPIC_OR_PARTITION")
 }
