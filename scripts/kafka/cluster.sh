@@ -290,7 +290,7 @@ kill)
   n=$1
   pid=$(node_pid "$n") || kafka_die "node $n of '$name' is not running"
   kill -KILL "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  while kafka_pid_running "$pid"; do sleep 0.05; done
   st=$(node_state "$n")
   rm -f "$st/kafka.pid" "$st/brokers" "$st/kafka.jsa" # a half-dumped CDS archive
   kafka_log "node $n of '$name' killed (pid $pid)"
