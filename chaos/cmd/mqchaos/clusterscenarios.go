@@ -142,7 +142,6 @@ func (r *clusterRun) topLeader() (int, int) {
 // checks and reports. The scenario's own figures come after these.
 func (r *clusterRun) finish() *collected {
 	s := r.s
-	defer r.b.close()
 	s.sleep(s.dur(3*time.Second, 10*time.Second)) // a fault-free tail
 	s.require(r.cons.alive(), "the consumer process exited during the run: %s (see %s)", r.cons.describeExit(), r.cons.LogPath)
 	t0 := time.Now()
@@ -240,6 +239,7 @@ func firstErrors(lines []check.ProducerLine, n int) string {
 // and brings it back (unfenced, every replica in sync) before the next round.
 func runClusterKill(s *sc) {
 	r := s.clusterStream()
+	defer r.b.close()
 	rounds := s.size(2, 5)
 	var restarts, isrs []time.Duration
 	for i := 1; i <= rounds; i++ {
@@ -263,6 +263,7 @@ func runClusterKill(s *sc) {
 // controlled shutdown (SIGTERM), each back in sync before the next.
 func runClusterRolling(s *sc) {
 	r := s.clusterStream()
+	defer r.b.close()
 	passes := s.size(1, 2)
 	var stops []time.Duration
 	for p := 1; p <= passes; p++ {
@@ -288,6 +289,7 @@ func runClusterRolling(s *sc) {
 // preferred-leader election gives it the leadership back.
 func runClusterReassign(s *sc) {
 	r := s.clusterStream()
+	defer r.b.close()
 	rounds := s.size(1, 2)
 	var moves []time.Duration
 	for i := 1; i <= rounds; i++ {
@@ -350,6 +352,7 @@ func runClusterReassign(s *sc) {
 // 20 s (a hung broker: its sockets stay open, nothing answers), then resumes it.
 func runClusterPause(s *sc) {
 	r := s.clusterStream()
+	defer r.b.close()
 	pauses := s.size(1, 3)
 	const pauseFor = 20 * time.Second
 	var isrs []time.Duration
@@ -379,6 +382,7 @@ func runClusterPause(s *sc) {
 // group while the consumer commits (every second), then brings it back.
 func runClusterCoordinator(s *sc) {
 	r := s.clusterStream()
+	defer r.b.close()
 	rounds := s.size(1, 3)
 	var resumed, moved []time.Duration
 	for i := 1; i <= rounds; i++ {
