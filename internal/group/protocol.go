@@ -52,7 +52,8 @@ type Subscription struct {
 	OwnedPartitions []TopicPartition
 	// GenerationID is the generation in which the member last owned
 	// OwnedPartitions (version 2+); NoGeneration when absent. A negative
-	// value on the wire decodes as NoGeneration, as in Java.
+	// value on the wire decodes as NoGeneration, as in Java. Note that the
+	// zero value is generation 0, not "none": set NoGeneration explicitly.
 	GenerationID int32
 	// RackID is the member's rack (version 3+); "" when absent. Java treats
 	// an empty rack on the wire as absent, and so does this package.
