@@ -114,6 +114,13 @@ func oracleScenarios(t *testing.T, random, chains int) []scenario {
 		s.golden = i < goldenChains
 		out = append(out, s)
 	}
+	// Large groups (up to 100 members, 10 topics of 200 partitions): not
+	// in the golden file, which they would make large.
+	rng = rand.New(rand.NewPCG(seed, 0x1a46e))
+	for i := range random / 100 {
+		out = append(out, randomScenarioSized(rng, "large-"+strconv.Itoa(i), 100, 10, 200))
+		out = append(out, chainScenarioSized(rng, "large-chain-"+strconv.Itoa(i), 100, 10, 200))
+	}
 	return out
 }
 
@@ -164,8 +171,8 @@ func TestJavaOracleAssignors(t *testing.T) {
 		}
 	}
 	for _, a := range assignorNames {
-		t.Logf("%-18s %d of %d scenarios identical to Java (%d edge, %d random, %d chains)",
-			a, matched[a], total[a], len(edgeScenarios()), random, chains)
+		t.Logf("%-18s %d of %d scenarios identical to Java (%d edge, %d random, %d chains, %d large)",
+			a, matched[a], total[a], len(edgeScenarios()), random, chains, 2*(random/100))
 	}
 	t.Logf("java raised an exception in %d requests (go returned an error in the same ones)", javaErrors)
 	if failures > 0 {

@@ -76,17 +76,23 @@ func (s scenario) groupMembers() []Member {
 // often previous ownership with conflicting claims and mixed generations,
 // member racks and replica racks.
 func randomScenario(rng *rand.Rand, name string) scenario {
+	return randomScenarioSized(rng, name, 10, 5, 50)
+}
+
+// randomScenarioSized is randomScenario with up to maxMembers members and
+// maxTopics topics of up to maxPartitions partitions.
+func randomScenarioSized(rng *rand.Rand, name string, maxMembers, maxTopics, maxPartitions int) scenario {
 	s := scenario{name: name}
-	topicNames := randomTopicNames(rng, 1+rng.IntN(5))
+	topicNames := randomTopicNames(rng, 1+rng.IntN(maxTopics))
 	for _, t := range topicNames {
-		s.topics = append(s.topics, oracleTopic{Name: t, Partitions: int32(1 + rng.IntN(50))})
+		s.topics = append(s.topics, oracleTopic{Name: t, Partitions: int32(1 + rng.IntN(maxPartitions))})
 	}
 	subscribable := slices.Clone(topicNames)
 	if rng.IntN(10) == 0 {
 		subscribable = append(subscribable, "missing-topic") // subscribed, not in metadata
 	}
 
-	n := 1 + rng.IntN(10)
+	n := 1 + rng.IntN(maxMembers)
 	ids := randomMemberIDs(rng, n)
 	static := rng.IntN(4) == 0
 	sameSubscription := rng.IntN(2) == 0
@@ -214,7 +220,11 @@ func randomRacks(rng *rand.Rand, s *scenario) {
 // up, members joining and leaving) and returns the group's state before the
 // next rebalance: the realistic input of a cooperative leader.
 func chainScenario(rng *rand.Rand, name string) scenario {
-	s := randomScenario(rng, name)
+	return chainScenarioSized(rng, name, 10, 5, 50)
+}
+
+func chainScenarioSized(rng *rand.Rand, name string, maxMembers, maxTopics, maxPartitions int) scenario {
+	s := randomScenarioSized(rng, name, maxMembers, maxTopics, maxPartitions)
 	for i := range s.members {
 		s.members[i].version = MaxVersion
 		s.members[i].sub.OwnedPartitions = nil
@@ -236,7 +246,7 @@ func chainScenario(rng *rand.Rand, name string) scenario {
 		case r == 0 && len(s.members) > 1:
 			i := rng.IntN(len(s.members))
 			s.members = slices.Delete(s.members, i, i+1)
-		case r == 1 && len(s.members) < 10:
+		case r == 1 && len(s.members) < maxMembers:
 			id := randomMemberIDs(rng, 1)[0]
 			if slices.ContainsFunc(s.members, func(m scenarioMember) bool { return m.id == id }) {
 				continue
@@ -292,7 +302,7 @@ func randomMemberIDs(rng *rand.Rand, n int) []string {
 			id = fmt.Sprintf("consumer-group-%d-%08x-%04x-%04x-%04x-%012x", 1+rng.IntN(3),
 				rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<16), rng.IntN(1<<16), rng.Uint64()&(1<<48-1))
 		case 1:
-			id = fmt.Sprintf("m%d", rng.IntN(30))
+			id = fmt.Sprintf("m%d", rng.IntN(max(30, 4*n)))
 		default:
 			id = fmt.Sprintf("mq-%x", rng.Uint32()&0xfffff)
 		}

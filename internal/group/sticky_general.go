@@ -35,6 +35,12 @@ type generalBuilder struct {
 	sorted             []string
 	revocationRequired bool
 	movements          *partitionMovements
+	// owner indexes the member holding each partition, for isBalanced. It
+	// is kept up to date while no partition has two holders; once one does
+	// (only after inputs Java mishandles), ownerStale makes isBalanced
+	// rebuild it from the lists on every call, as Java does.
+	owner      map[TopicPartition]string
+	ownerStale bool
 	totalPartitions    int
 	err                error // a state in which Java throws; reported by build
 }
@@ -96,6 +102,12 @@ func (b *generalBuilder) build() (map[string]*tpList, error) {
 	prevAssignment := make(map[TopicPartition]consumerGeneration)
 	b.prepopulateCurrentAssignments(prevAssignment)
 	assigned := b.assignOwnedPartitions()
+	b.owner = make(map[TopicPartition]string, b.totalPartitions)
+	for _, c := range b.order {
+		for _, tp := range b.currentAssignment[c].items {
+			b.noteAdded(c, tp)
+		}
+	}
 	unassigned := b.unassignedPartitions(assigned)
 	for _, c := range b.order {
 		b.sortedAdd(c)
@@ -220,6 +232,9 @@ func (b *generalBuilder) balance(prev map[TopicPartition]consumerGeneration, una
 			fixedAssignments[c] = b.currentAssignment[c]
 			fixedOrder = append(fixedOrder, c)
 			delete(b.currentAssignment, c)
+			for _, tp := range fixedAssignments[c].items {
+				b.noteRemoved(c, tp)
+			}
 		}
 	}
 
@@ -287,6 +302,7 @@ func (b *generalBuilder) maybeAssignPartition(tp TopicPartition, matchRacks bool
 		}
 		b.sortedRemove(c)
 		b.currentAssignment[c].add(tp)
+		b.noteAdded(c, tp)
 		b.currentPartitionConsumer[tp] = c
 		b.sortedAdd(c)
 		return true
@@ -326,11 +342,14 @@ func (b *generalBuilder) isBalanced() bool {
 	if b.size(b.sorted[0]) >= b.size(b.sorted[len(b.sorted)-1])-1 {
 		return true
 	}
-	owner := make(map[TopicPartition]string, b.totalPartitions)
-	for _, c := range b.order {
-		if list, ok := b.currentAssignment[c]; ok {
-			for _, tp := range list.items {
-				owner[tp] = c
+	if b.ownerStale {
+		// Java's map of partition to member: the last list holding it wins.
+		clear(b.owner)
+		for _, c := range b.order {
+			if list, ok := b.currentAssignment[c]; ok {
+				for _, tp := range list.items {
+					b.owner[tp] = c
+				}
 			}
 		}
 	}
@@ -347,7 +366,7 @@ func (b *generalBuilder) isBalanced() bool {
 				if list.contains(tp) {
 					continue
 				}
-				other, ok := owner[tp]
+				other, ok := b.owner[tp]
 				if !ok {
 					b.fail("partition %s has no member", tp)
 					return true
@@ -359,6 +378,22 @@ func (b *generalBuilder) isBalanced() bool {
 		}
 	}
 	return true
+}
+
+// noteAdded records that c's list now holds tp.
+func (b *generalBuilder) noteAdded(c string, tp TopicPartition) {
+	if _, held := b.owner[tp]; held {
+		b.ownerStale = true
+		return
+	}
+	b.owner[tp] = c
+}
+
+// noteRemoved records that c's list dropped tp (or left the reassignment).
+func (b *generalBuilder) noteRemoved(c string, tp TopicPartition) {
+	if !b.ownerStale && b.owner[tp] == c {
+		delete(b.owner, tp)
+	}
 }
 
 func balanceScore(assignment map[string]*tpList) int {
@@ -456,7 +491,9 @@ func (b *generalBuilder) processPartitionMovement(tp TopicPartition, newConsumer
 	b.sortedRemove(newConsumer)
 	b.movements.movePartition(tp, oldConsumer, newConsumer)
 	b.currentAssignment[oldConsumer].removeFirst(tp)
+	b.noteRemoved(oldConsumer, tp)
 	b.currentAssignment[newConsumer].add(tp)
+	b.noteAdded(newConsumer, tp)
 	b.currentPartitionConsumer[tp] = newConsumer
 	b.sortedAdd(newConsumer)
 	b.sortedAdd(oldConsumer)
