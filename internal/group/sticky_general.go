@@ -39,10 +39,10 @@ type generalBuilder struct {
 	// is kept up to date while no partition has two holders; once one does
 	// (only after inputs Java mishandles), ownerStale makes isBalanced
 	// rebuild it from the lists on every call, as Java does.
-	owner      map[TopicPartition]string
-	ownerStale bool
-	totalPartitions    int
-	err                error // a state in which Java throws; reported by build
+	owner           map[TopicPartition]string
+	ownerStale      bool
+	totalPartitions int
+	err             error // a state in which Java throws; reported by build
 }
 
 type consumerGeneration struct {
