@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/mqkit/mq/chaos/check"
@@ -222,11 +221,3 @@ func fmtDur(d time.Duration) string {
 }
 
 func fmtMs(ms float64) string { return fmtDur(time.Duration(ms * float64(time.Millisecond))) }
-
-func joinInts(v []int) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = fmt.Sprint(x)
-	}
-	return strings.Join(s, ",")
-}

@@ -336,7 +336,6 @@ type sc struct {
 	res   *result
 	rng   *rand.Rand
 	end   time.Time // worker deadline
-	tag   string
 	count map[string]int
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -201,5 +200,3 @@ func (ps *procs) killAll() {
 		p.wait(5 * time.Second)
 	}
 }
-
-var errTimeout = errors.New("timed out")

@@ -170,11 +170,10 @@ func runBrokerRestart(s *sc) {
 	cons := s.worker(ccfg)
 
 	type outage struct {
-		how        string
-		down, up   time.Time
-		stopTook   time.Duration
-		startTook  time.Duration
-		handledAt0 int64
+		how       string
+		down, up  time.Time
+		stopTook  time.Duration
+		startTook time.Duration
 	}
 	var outs []outage
 	doOutage := func(how string, downFor time.Duration) {
