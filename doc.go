@@ -55,7 +55,7 @@
 // [StopRecoverer] (the default), [SkipRecoverer], [DeadLetterRecoverer], or
 // non-blocking retry topics with [RetryTopicRecoverer]. [Redrive] moves
 // dead-lettered messages back. [Middleware] wraps handlers ([Chain],
-// [Recover], [Timeout], [Retry], [Logging]).
+// [CatchPanics], [Timeout], [Retry], [Logging]).
 //
 // # Shutdown
 //

@@ -233,7 +233,7 @@ func ExampleChain() {
 	})
 
 	// The first middleware is the outermost.
-	h := mq.Chain(persist, logging("outer"), logging("inner"), mq.Recover[ChatMessage]())
+	h := mq.Chain(persist, logging("outer"), logging("inner"), mq.CatchPanics[ChatMessage]())
 
 	ctx := context.Background()
 	_ = h.Handle(ctx, mq.Message[ChatMessage]{Value: ChatMessage{ID: "msg-1", Text: "hello"}})

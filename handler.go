@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
-	"time"
 )
 
 // Handler processes consumed messages. A [KafkaConsumer] calls every
@@ -16,7 +15,8 @@ import (
 // The commit contract: returning nil means the handler is done with the
 // message. The message's offset is committed only once every handler returned
 // nil for it and for every earlier message of its partition. Returning an
-// error makes the consumer retry that handler (see [RetryPolicy]); handlers
+// error makes the consumer retry that handler (see [RetryPolicy]); the
+// handlers registered after it still run on the message first, and handlers
 // that already succeeded on the message are not called again for it. Delivery
 // is at-least-once: after a crash or a rebalance, messages processed but not
 // yet committed are delivered again, so handlers should be idempotent (upsert
@@ -46,10 +46,11 @@ func Chain[T any](h Handler[T], mw ...Middleware[T]) Handler[T] {
 	return h
 }
 
-// Recover is middleware that turns a panic in the wrapped handler into a
+// CatchPanics is middleware that turns a panic in the wrapped handler into a
 // [*PanicError] carrying the stack. Consumers apply it to every handler, so a
-// panic is a failed attempt, never a crash or a lost message.
-func Recover[T any]() Middleware[T] {
+// panic is a failed attempt, never a crash or a lost message. (It is not a
+// [Recoverer]: that decides what happens to a message its handlers gave up on.)
+func CatchPanics[T any]() Middleware[T] {
 	return func(next Handler[T]) Handler[T] {
 		return HandlerFunc[T](func(ctx context.Context, msg Message[T]) (err error) {
 			defer func() {
@@ -60,32 +61,6 @@ func Recover[T any]() Middleware[T] {
 			return next.Handle(ctx, msg)
 		})
 	}
-}
-
-// HandlerOption configures one registered handler.
-type HandlerOption interface {
-	applyHandler(*handlerConfig)
-}
-
-type handlerOptionFunc func(*handlerConfig)
-
-func (f handlerOptionFunc) applyHandler(c *handlerConfig) { f(c) }
-
-type handlerConfig struct {
-	name    string
-	retry   *RetryPolicy
-	timeout time.Duration
-}
-
-// WithHandlerName names the handler in logs and errors. The default is
-// "handler-N", N being its registration index.
-func WithHandlerName(name string) HandlerOption {
-	return handlerOptionFunc(func(c *handlerConfig) { c.name = name })
-}
-
-// WithHandlerRetryPolicy overrides the consumer's retry policy for this handler.
-func WithHandlerRetryPolicy(p RetryPolicy) HandlerOption {
-	return handlerOptionFunc(func(c *handlerConfig) { c.retry = &p })
 }
 
 // isNil reports whether v is nil or an interface holding a nil func, pointer,
@@ -130,7 +105,7 @@ func newRegisteredHandler[T any](index int, h Handler[T], defaultRetry RetryPoli
 	if strings.Contains(cfg.name, ",") {
 		return registeredHandler[T]{}, fmt.Errorf("handler %q: %w", cfg.name, invalid("handler names must not contain commas"))
 	}
-	mw := []Middleware[T]{Recover[T]()}
+	mw := []Middleware[T]{CatchPanics[T]()}
 	if cfg.timeout > 0 {
 		mw = append(mw, Timeout[T](cfg.timeout))
 	}

@@ -102,7 +102,7 @@ func panicsInHandler() {
 	panic("handler exploded")
 }
 
-func TestRecoverTurnsPanicIntoPanicError(t *testing.T) {
+func TestCatchPanicsTurnsPanicIntoPanicError(t *testing.T) {
 	ctx := context.WithValue(context.Background(), ctxKey{}, "trace-id")
 	var gotCtx context.Context
 	var gotMsg mq.Message[ChatMessage]
@@ -110,7 +110,7 @@ func TestRecoverTurnsPanicIntoPanicError(t *testing.T) {
 		gotCtx, gotMsg = ctx, m
 		panicsInHandler()
 		return nil
-	})), mq.Recover[ChatMessage]())
+	})), mq.CatchPanics[ChatMessage]())
 
 	var err error
 	require.NotPanics(t, func() { err = h.Handle(ctx, testMessage()) })
@@ -127,7 +127,7 @@ func TestRecoverTurnsPanicIntoPanicError(t *testing.T) {
 	assert.Equal(t, testMessage(), gotMsg, "the message is passed through")
 }
 
-func TestRecoverPanicValues(t *testing.T) {
+func TestCatchPanicsPanicValues(t *testing.T) {
 	errInner := errors.New("inner")
 	tests := []struct {
 		name  string
@@ -138,8 +138,8 @@ func TestRecoverPanicValues(t *testing.T) {
 			assert.Equal(t, errInner, v)
 		}},
 		{"runtime error", func() {
-			var m map[string]int
-			m["x"] = 1
+			var xs []int
+			_ = xs[len(xs)] // index out of range
 		}, func(t *testing.T, v any) {
 			_, ok := v.(runtime.Error)
 			assert.True(t, ok, "got %T", v)
@@ -152,7 +152,7 @@ func TestRecoverPanicValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := mq.Recover[int]()(mq.HandlerFunc[int](func(context.Context, mq.Message[int]) error {
+			h := mq.CatchPanics[int]()(mq.HandlerFunc[int](func(context.Context, mq.Message[int]) error {
 				tt.panic()
 				return nil
 			}))
@@ -166,11 +166,11 @@ func TestRecoverPanicValues(t *testing.T) {
 	}
 }
 
-func TestRecoverPassesResultsThrough(t *testing.T) {
+func TestCatchPanicsPassesResultsThrough(t *testing.T) {
 	errBoom := errors.New("boom")
 	for _, want := range []error{nil, errBoom} {
 		calls := 0
-		h := mq.Recover[int]()(mq.HandlerFunc[int](func(context.Context, mq.Message[int]) error {
+		h := mq.CatchPanics[int]()(mq.HandlerFunc[int](func(context.Context, mq.Message[int]) error {
 			calls++
 			return want
 		}))
@@ -180,11 +180,11 @@ func TestRecoverPassesResultsThrough(t *testing.T) {
 	}
 }
 
-func TestRecoverInsideChainOnlyCoversInnerHandlers(t *testing.T) {
+func TestCatchPanicsInsideChainOnlyCoversInnerHandlers(t *testing.T) {
 	var trace []string
 	h := mq.Chain(mq.Handler[ChatMessage](mq.HandlerFunc[ChatMessage](func(context.Context, mq.Message[ChatMessage]) error {
 		panic("boom")
-	})), tracer("outer", &trace), mq.Recover[ChatMessage](), tracer("inner", &trace))
+	})), tracer("outer", &trace), mq.CatchPanics[ChatMessage](), tracer("inner", &trace))
 	err := h.Handle(context.Background(), testMessage())
 	var perr *mq.PanicError
 	require.ErrorAs(t, err, &perr)

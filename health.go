@@ -5,70 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 )
-
-// PartitionStats describes one partition currently assigned to a consumer.
-type PartitionStats struct {
-	Topic     string `json:"topic"`
-	Partition int    `json:"partition"`
-	// Committed is the last committed offset, -1 when none yet.
-	Committed int64 `json:"committed"`
-	// HighWaterMark is the partition's end offset as of the last fetch, -1
-	// before the first fetch.
-	HighWaterMark int64 `json:"high_water_mark"`
-	// Lag is HighWaterMark minus Committed (HighWaterMark when nothing is
-	// committed yet; 0 before the first fetch).
-	Lag int64 `json:"lag"`
-	// InFlight counts fetched messages not yet fully handled.
-	InFlight int `json:"in_flight"`
-	// LastProgress is when a message of the partition last completed, or
-	// when it was assigned.
-	LastProgress time.Time `json:"last_progress"`
-}
-
-func (c *KafkaConsumer[T]) setPartitions(parts []*partitionState) {
-	if parts == nil {
-		c.parts.Store(nil)
-		return
-	}
-	c.parts.Store(&parts)
-}
-
-func (c *KafkaConsumer[T]) partitionStats() []PartitionStats {
-	p := c.parts.Load()
-	if p == nil {
-		return nil
-	}
-	out := make([]PartitionStats, 0, len(*p))
-	for _, ps := range *p {
-		st := PartitionStats{
-			Topic:         ps.topic,
-			Partition:     ps.id,
-			Committed:     ps.committed.Load(),
-			HighWaterMark: ps.hwm.Load(),
-			InFlight:      ps.tracker.InFlight(),
-			LastProgress:  time.Unix(0, ps.lastProgress.Load()),
-		}
-		switch {
-		case st.HighWaterMark < 0:
-		case st.Committed < 0:
-			st.Lag = st.HighWaterMark // nothing committed yet: counted from offset 0
-		case st.HighWaterMark > st.Committed:
-			st.Lag = st.HighWaterMark - st.Committed
-		}
-		out = append(out, st)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Topic != out[j].Topic {
-			return out[i].Topic < out[j].Topic
-		}
-		return out[i].Partition < out[j].Partition
-	})
-	return out
-}
 
 // HealthReport is the consumer's view of its own health.
 type HealthReport struct {
@@ -147,11 +86,4 @@ func (c *KafkaConsumer[T]) HealthHandler() http.Handler {
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(r)
 	})
-}
-
-// WithStuckThreshold sets how long a partition with work to do may go
-// without completing a message before health checks call it stuck. This
-// overrides the default of 1 minute.
-func WithStuckThreshold(d time.Duration) ConsumerOption {
-	return consumerOptionFunc(func(c *consumerConfig) { c.stuckThreshold = d })
 }

@@ -4,18 +4,22 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/mqkit/mq/internal/partition"
+	"github.com/segmentio/kafka-go"
 )
 
 // Keys that the partitioner put on one partition must still spread over the
 // lanes: the lane hash must not be correlated with the partition hash.
 func TestLaneHashSpreadsKeysOfOnePartition(t *testing.T) {
 	const partitions, lanes = 12, 8
+	parts := make([]int, partitions)
+	for i := range parts {
+		parts[i] = i
+	}
 	used := map[uint32]int{}
 	keys := 0
 	for i := 0; keys < 400; i++ {
 		k := []byte(fmt.Sprintf("conv-%d", i))
-		if partition.ForKey(k, partitions) != 3 {
+		if (kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: k}, parts...) != 3 {
 			continue
 		}
 		keys++

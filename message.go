@@ -13,10 +13,10 @@ type Header = kafka.Header
 // Message is one Kafka record carrying a value of type T.
 //
 // When consuming, every field is filled from the fetched record. When
-// producing, Key, Value, Headers and Time are sent (a zero Time lets the broker
-// or client stamp it), Topic may name another topic than the producer's
-// default, and Partition, Offset and HighWaterMark are ignored; a delivered
-// message reports its Topic, Partition and Offset back (see [Result]).
+// producing, Key, Value, Headers and Time are sent (a zero Time is stamped
+// with the current time); Topic, Partition, Offset and HighWaterMark are
+// ignored (the producer writes to its own topic); a delivered message
+// reports its Topic, Partition and Offset back (see [Result]).
 type Message[T any] struct {
 	Topic     string
 	Partition int
@@ -25,6 +25,14 @@ type Message[T any] struct {
 	Value     T
 	Headers   []Header
 	Time      time.Time
+
+	// Tombstone marks a record whose value is null: on compacted topics, a
+	// delete marker for its key. When producing, true sends a null value
+	// (Value is ignored and the codec is not called). When consuming, it is
+	// true for null-valued records, whose Value is T's zero value (the codec
+	// is not called, so a tombstone is never a poison message) and whose Raw
+	// is nil; an empty value is not a tombstone (Raw is then empty, not nil).
+	Tombstone bool
 
 	// HighWaterMark is the partition's end offset when the record was
 	// fetched (consumer side only); HighWaterMark-Offset-1 is the lag.

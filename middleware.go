@@ -69,8 +69,3 @@ func Retry[T any](policy RetryPolicy) Middleware[T] {
 		})
 	}
 }
-
-// WithHandlerTimeout bounds each call of this handler with [Timeout].
-func WithHandlerTimeout(d time.Duration) HandlerOption {
-	return handlerOptionFunc(func(c *handlerConfig) { c.timeout = d })
-}

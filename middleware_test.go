@@ -29,10 +29,10 @@ func TestTimeoutMiddleware(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	}), mq.Timeout[ChatMessage](20*time.Millisecond))
-	start := time.Now()
+	// The handler returns only when its context ends, and the caller's
+	// context never does: the deadline can only come from the middleware.
 	err := h.Handle(context.Background(), mq.Message[ChatMessage]{})
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Less(t, time.Since(start), 5*time.Second)
 }
 
 func TestRetryMiddleware(t *testing.T) {

@@ -143,9 +143,3 @@ func (m multiObserver) Rebalanced(group string, generation int32, assigned map[s
 		o.Rebalanced(group, generation, assigned)
 	}
 }
-
-// WithObserver sets the observer told about sends, processing, commits and
-// rebalances. Use [Observers] to combine several. The default is none.
-func WithObserver(o Observer) Option {
-	return commonOption(func(c *commonConfig) { c.observer = o })
-}

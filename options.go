@@ -23,10 +23,11 @@ type ConsumerOption interface {
 	applyConsumer(*consumerConfig)
 }
 
-// Option configures both producers and consumers.
+// Option configures producers, consumers and [Redrive] alike.
 type Option interface {
 	ProducerOption
 	ConsumerOption
+	RedriveOption
 }
 
 type producerOptionFunc func(*producerConfig)
@@ -41,6 +42,7 @@ type commonOption func(*commonConfig)
 
 func (f commonOption) applyProducer(c *producerConfig) { f(&c.commonConfig) }
 func (f commonOption) applyConsumer(c *consumerConfig) { f(&c.commonConfig) }
+func (f commonOption) applyRedrive(c *redriveConfig)   { f(&c.commonConfig) }
 
 // commonConfig holds settings shared by producers and consumers.
 type commonConfig struct {
@@ -65,8 +67,15 @@ func WithClientID(id string) Option {
 }
 
 // WithCodec sets the codec used to encode (producer) or decode (consumer)
-// values. Its type parameter must match the producer's or consumer's. This
-// overrides the default [JSONCodec].
+// values. This overrides the default [JSONCodec]. Its type parameter must
+// match the producer's or consumer's, as in
+// NewProducer[Order](brokers, topic, WithCodec[Order](codec)).
+//
+// The match is checked when the producer or consumer is built, which returns
+// an error wrapping [ErrInvalidOption] for a codec of another type; it is not
+// a compile-time check. Options are deliberately not generic: a generic
+// option type would make every option (WithLogger, WithTLS, …) need an
+// explicit type argument, since Go cannot infer it from an option list.
 func WithCodec[T any](codec Codec[T]) Option {
 	return commonOption(func(c *commonConfig) { c.codec = codec })
 }
@@ -75,6 +84,28 @@ func WithCodec[T any](codec Codec[T]) Option {
 // This overrides the default of 10s.
 func WithDialTimeout(d time.Duration) Option {
 	return commonOption(func(c *commonConfig) { c.dialTimeout = d })
+}
+
+// WithObserver sets the observer told about sends, processing, commits and
+// rebalances. Use [Observers] to combine several. The default is none.
+func WithObserver(o Observer) Option {
+	return commonOption(func(c *commonConfig) { c.observer = o })
+}
+
+// WithTLS makes every connection the producer or consumer opens (produce,
+// fetch, group coordination, retry and dead-letter writes) use TLS with cfg.
+// Build cfg yourself or with [TLSConfig]. A nil cfg, like the default, means
+// plaintext. It is ignored by a producer given [WithTransport] and a consumer
+// given [WithDialer]: configure those directly.
+func WithTLS(cfg *tls.Config) Option {
+	return commonOption(func(c *commonConfig) { c.tls = cfg })
+}
+
+// WithSASL makes every connection authenticate with the SASL mechanism m
+// (see [SASLPlain] and [SASLScram]). Credentials are never logged and never
+// appear in errors returned by mq. The default is no authentication.
+func WithSASL(m sasl.Mechanism) Option {
+	return commonOption(func(c *commonConfig) { c.sasl = m })
 }
 
 func (c *commonConfig) validate() error {
@@ -588,4 +619,103 @@ func WithRecoverer(r Recoverer) ConsumerOption {
 // are always consumed with one lane. This overrides the default of 1.
 func WithLanes(n int) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.lanes = n })
+}
+
+// WithStuckThreshold sets how long a partition with work to do may go
+// without completing a message before health checks call it stuck. This
+// overrides the default of 1 minute.
+func WithStuckThreshold(d time.Duration) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.stuckThreshold = d })
+}
+
+// ----- redrive options -----
+
+// RedriveOption configures [Redrive]. The common options ([WithLogger],
+// [WithClientID], [WithDialTimeout], [WithTLS], [WithSASL]) are
+// RedriveOptions too; [WithCodec] and [WithObserver] are ignored by Redrive.
+type RedriveOption interface {
+	applyRedrive(*redriveConfig)
+}
+
+type redriveOptionFunc func(*redriveConfig)
+
+func (f redriveOptionFunc) applyRedrive(c *redriveConfig) { f(c) }
+
+type redriveConfig struct {
+	commonConfig
+	target string
+	filter func(Message[[]byte]) bool
+	group  string
+	dryRun bool
+}
+
+// WithRedriveTarget sends every message to topic instead of the topic named by
+// its [HeaderOriginalTopic] header.
+func WithRedriveTarget(topic string) RedriveOption {
+	return redriveOptionFunc(func(c *redriveConfig) { c.target = topic })
+}
+
+// WithRedriveFilter redrives only the messages for which keep returns true;
+// the others are counted as filtered out and left alone.
+func WithRedriveFilter(keep func(Message[[]byte]) bool) RedriveOption {
+	return redriveOptionFunc(func(c *redriveConfig) { c.filter = keep })
+}
+
+// WithRedriveHeader redrives only the messages whose header key has the given
+// value (for instance [HeaderFailedHandler] = "persist"). Repeated uses must
+// all match.
+func WithRedriveHeader(key, value string) RedriveOption {
+	return redriveOptionFunc(func(c *redriveConfig) {
+		prev := c.filter
+		c.filter = func(m Message[[]byte]) bool {
+			v, ok := m.Header(key)
+			return ok && string(v) == value && (prev == nil || prev(m))
+		}
+	})
+}
+
+// WithRedriveGroup records progress as the committed offsets of consumer
+// group group, so that a later Redrive with the same group starts where this
+// one ended instead of at the beginning of the dead-letter topic. Messages a
+// filter left out count as passed for that group.
+func WithRedriveGroup(group string) RedriveOption {
+	return redriveOptionFunc(func(c *redriveConfig) { c.group = group })
+}
+
+// WithRedriveDryRun counts what would be redriven without writing anything.
+func WithRedriveDryRun(enabled bool) RedriveOption {
+	return redriveOptionFunc(func(c *redriveConfig) { c.dryRun = enabled })
+}
+
+// ----- handler options -----
+
+// HandlerOption configures one registered handler.
+type HandlerOption interface {
+	applyHandler(*handlerConfig)
+}
+
+type handlerOptionFunc func(*handlerConfig)
+
+func (f handlerOptionFunc) applyHandler(c *handlerConfig) { f(c) }
+
+type handlerConfig struct {
+	name    string
+	retry   *RetryPolicy
+	timeout time.Duration
+}
+
+// WithHandlerName names the handler in logs and errors. The default is
+// "handler-N", N being its registration index.
+func WithHandlerName(name string) HandlerOption {
+	return handlerOptionFunc(func(c *handlerConfig) { c.name = name })
+}
+
+// WithHandlerRetryPolicy overrides the consumer's retry policy for this handler.
+func WithHandlerRetryPolicy(p RetryPolicy) HandlerOption {
+	return handlerOptionFunc(func(c *handlerConfig) { c.retry = &p })
+}
+
+// WithHandlerTimeout bounds each call of this handler with [Timeout].
+func WithHandlerTimeout(d time.Duration) HandlerOption {
+	return handlerOptionFunc(func(c *handlerConfig) { c.timeout = d })
 }

@@ -3,8 +3,6 @@ package mq
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,7 +84,7 @@ func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageI
 	if err != nil {
 		c.decodeErrors.Add(1)
 		derr := &DecodeError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: err}
-		return p.recover(m, &failure{decode: true, err: derr, done: done})
+		return p.applyRecoverer(m, &failure{decode: true, err: derr, done: done})
 	}
 	msg := Message[T]{
 		Topic:         m.Topic,
@@ -191,7 +189,7 @@ func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageI
 		f.handlers = append(f.handlers, p.s.handlers[run.idx].name)
 		f.attempts = max(f.attempts, run.attempts)
 	}
-	return p.recover(m, f)
+	return p.applyRecoverer(m, f)
 }
 
 // succeededBefore lists the handlers before index i that ran successfully in
@@ -234,8 +232,8 @@ func (p *processor[T]) waitDue(m *kafka.Message) bool {
 	return sleepCtx(p.soft, wait)
 }
 
-// recover applies the recoverer to a message the pipeline gave up on.
-func (p *processor[T]) recover(m *kafka.Message, f *failure) (bool, Outcome, error) {
+// applyRecoverer hands a message the pipeline gave up on to the recoverer.
+func (p *processor[T]) applyRecoverer(m *kafka.Message, f *failure) (bool, Outcome, error) {
 	c := p.s.c
 	r := c.cfg.recoverer
 	fields := []zap.Field{zap.String("topic", m.Topic), zap.Int("partition", m.Partition),
@@ -355,89 +353,6 @@ func failureHeaders(m *kafka.Message, f *failure, group string, tier int, r Reco
 		)
 	}
 	return out
-}
-
-// publisher returns the session's producer for a retry or dead-letter topic.
-func (s *session[T]) publisher(topic string) (*Producer[[]byte], error) {
-	s.pubMu.Lock()
-	defer s.pubMu.Unlock()
-	if p, ok := s.publishers[topic]; ok {
-		return p, nil
-	}
-	c := s.c
-	p, err := NewProducer[[]byte](c.brokers, topic,
-		WithCodec[[]byte](BytesCodec{}), WithLogger(c.cfg.logger), WithClientID(c.cfg.clientID),
-		WithTransport(s.transportLocked()), WithDeliveryTimeout(c.cfg.commitTimeout+10*time.Second),
-		WithObserver(c.cfg.observer))
-	if err != nil {
-		return nil, err
-	}
-	if s.publishers == nil {
-		s.publishers = make(map[string]*Producer[[]byte])
-	}
-	s.publishers[topic] = p
-	return p, nil
-}
-
-// transportLocked returns the kafka-go transport shared by the session's
-// publishers, with the consumer's dialer settings. Called with pubMu held.
-func (s *session[T]) transportLocked() *kafka.Transport {
-	if s.tr == nil {
-		c := s.c
-		s.tr = &kafka.Transport{
-			Dial:        (&net.Dialer{Timeout: c.cfg.dialTimeout}).DialContext,
-			DialTimeout: c.cfg.dialTimeout,
-			ClientID:    c.cfg.clientID,
-			TLS:         s.dialer.TLS,
-			SASL:        s.dialer.SASLMechanism,
-			MetadataTTL: 2 * time.Second,
-		}
-	}
-	return s.tr
-}
-
-func (s *session[T]) closePublishers() {
-	s.pubMu.Lock()
-	pubs := s.publishers
-	s.publishers = nil
-	tr := s.tr
-	s.pubMu.Unlock()
-	for topic, p := range pubs {
-		if err := p.Close(); err != nil {
-			s.c.log.Error("closing a recovery publisher", zap.String("to", topic), zap.Error(err))
-		}
-	}
-	if tr != nil {
-		tr.CloseIdleConnections()
-	}
-}
-
-// checkRecoveryTopics makes Run fail fast when a retry or dead-letter topic
-// does not exist. Connection problems are left to the consumer's own retries.
-func (s *session[T]) checkRecoveryTopics(ctx context.Context) error {
-	c := s.c
-	topics := c.cfg.recoverer.Topics(c.topic)
-	if len(topics) == 0 {
-		return nil
-	}
-	s.pubMu.Lock()
-	tr := s.transportLocked() // shared with the publishers; closed by closePublishers
-	s.pubMu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr}
-	res, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-	if err != nil {
-		c.log.Warn("cannot check the recovery topics", zap.Strings("topics", topics), zap.Error(err))
-		return nil
-	}
-	for _, t := range res.Topics {
-		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-			return fmt.Errorf("mq: %s recoverer: topic %q does not exist (mq never creates topics; create %v): %w",
-				c.cfg.recoverer, t.Name, topics, t.Error)
-		}
-	}
-	return nil
 }
 
 func header(hs []kafka.Header, key string) string {

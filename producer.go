@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mqkit/mq/internal/partition"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
@@ -53,7 +52,7 @@ type Producer[T any] struct {
 
 	sem     chan struct{} // one slot per buffered message
 	closing chan struct{} // closed when Close starts
-	stop    chan struct{} // closed when lanes may exit
+	stop    chan struct{} // closed when the sender may exit
 	abort   context.Context
 	cancel  context.CancelFunc
 
@@ -63,9 +62,9 @@ type Producer[T any] struct {
 	senderOnce sync.Once
 	wg         sync.WaitGroup
 
-	qmu    sync.Mutex // guards closed and lanes
+	qmu    sync.Mutex // guards closed and queues
 	closed bool
-	lanes  map[int]*lane[T]
+	queues map[int]*partQueue[T]
 
 	pendMu  sync.Mutex
 	pending int
@@ -132,7 +131,7 @@ func NewProducer[T any](brokers []string, topic string, opts ...ProducerOption) 
 		sem:        make(chan struct{}, cfg.maxBuffered),
 		closing:    make(chan struct{}),
 		stop:       make(chan struct{}),
-		lanes:      make(map[int]*lane[T]),
+		queues:     make(map[int]*partQueue[T]),
 		wake:       make(chan struct{}, 1),
 		idle:       make(chan struct{}),
 	}
@@ -359,7 +358,7 @@ func (p *Producer[T]) Close() error {
 
 func (p *Producer[T]) flush(ctx context.Context) error {
 	p.qmu.Lock()
-	for _, l := range p.lanes {
+	for _, l := range p.queues {
 		l.urgent = true
 	}
 	p.qmu.Unlock()
@@ -507,10 +506,10 @@ func (p *Producer[T]) enqueue1(ctx context.Context, r *record[T], urgent bool) e
 		p.wg.Add(1)
 		go p.sendLoop()
 	})
-	l, ok := p.lanes[part]
+	l, ok := p.queues[part]
 	if !ok {
-		l = &lane[T]{partition: part}
-		p.lanes[part] = l
+		l = &partQueue[T]{partition: part}
+		p.queues[part] = l
 	}
 	p.addPending(1)
 	p.sent.Add(1)
@@ -663,8 +662,12 @@ func (p *Producer[T]) pick(ctx context.Context, key []byte) (int, error) {
 	if key == nil {
 		return int(p.rr.Add(1) % uint32(len(parts))), nil
 	}
-	return partition.ForKey(key, len(parts)), nil
+	return javaPartitioner.Balance(kafka.Message{Topic: p.topic, Key: key}, parts...), nil
 }
+
+// javaPartitioner hashes keys exactly like the Java client's default
+// partitioner (murmur2, positive, modulo the partition count).
+var javaPartitioner = kafka.Murmur2Balancer{}
 
 // retriable reports whether a produce error may succeed when tried again.
 func retriable(err error) bool {
@@ -691,10 +694,10 @@ func retriable(err error) bool {
 
 // ----- sending -----
 
-// lane buffers the records of one partition. Lanes are guarded by
-// Producer.qmu; a lane never has more than one batch in flight, because a
+// partQueue buffers the records of one partition. Queues are guarded by
+// Producer.qmu; a queue never has more than one batch in flight, because a
 // sending round completes before the next one takes new batches.
-type lane[T any] struct {
+type partQueue[T any] struct {
 	partition int
 	queue     []*record[T]
 	bytes     int
@@ -706,9 +709,9 @@ type lane[T any] struct {
 }
 
 type partBatch[T any] struct {
-	lane *lane[T]
-	recs []*record[T]
-	size int
+	queue *partQueue[T]
+	recs  []*record[T]
+	size  int
 }
 
 func (p *Producer[T]) signal() {
@@ -772,7 +775,7 @@ func (p *Producer[T]) collect() (batches []*partBatch[T], next time.Time, done b
 	default:
 	}
 	empty := true
-	for _, l := range p.lanes {
+	for _, l := range p.queues {
 		n := len(l.queue)
 		if n == 0 {
 			l.urgent = false
@@ -824,7 +827,7 @@ func (p *Producer[T]) collect() (batches []*partBatch[T], next time.Time, done b
 			size += s
 			k++
 		}
-		b := &partBatch[T]{lane: l, recs: make([]*record[T], k), size: size}
+		b := &partBatch[T]{queue: l, recs: make([]*record[T], k), size: size}
 		copy(b.recs, l.queue[:k])
 		rest := copy(l.queue, l.queue[k:])
 		clear(l.queue[rest:])
@@ -872,9 +875,9 @@ func (p *Producer[T]) sendRound(batches []*partBatch[T]) {
 	leaders := p.leaders()
 	groups := make(map[int][]*partBatch[T], 1)
 	for _, b := range batches {
-		id, ok := leaders[b.lane.partition]
+		id, ok := leaders[b.queue.partition]
 		if !ok {
-			id = -1 - b.lane.partition // unknown leader: send alone
+			id = -1 - b.queue.partition // unknown leader: send alone
 		}
 		groups[id] = append(groups[id], b)
 	}
@@ -941,7 +944,7 @@ func (p *Producer[T]) produce(group []*partBatch[T]) {
 	parts := make([]rawproduce.RequestPartition, len(live))
 	for i, b := range live {
 		parts[i] = rawproduce.RequestPartition{
-			Partition: int32(b.lane.partition),
+			Partition: int32(b.queue.partition),
 			RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(bufs[i].out)},
 		}
 	}
@@ -987,10 +990,10 @@ func (p *Producer[T]) produce(group []*partBatch[T]) {
 		}
 	}
 	for _, b := range live {
-		rp, ok := byPart[int32(b.lane.partition)]
+		rp, ok := byPart[int32(b.queue.partition)]
 		switch {
 		case !ok:
-			p.failOrRetry(b, fmt.Errorf("mq: no produce response for partition %d", b.lane.partition))
+			p.failOrRetry(b, fmt.Errorf("mq: no produce response for partition %d", b.queue.partition))
 		case rp.ErrorCode != 0 && len(rp.RecordErrors) > 0:
 			kerr := kafka.Error(rp.ErrorCode)
 			rejected := make(map[int32]string, len(rp.RecordErrors))
@@ -999,9 +1002,9 @@ func (p *Producer[T]) produce(group []*partBatch[T]) {
 			}
 			for i, r := range b.recs {
 				if msg, bad := rejected[int32(i)]; bad {
-					p.complete(r, fmt.Errorf("mq: produce to %s[%d]: record rejected: %w: %s", p.topic, b.lane.partition, kerr, msg))
+					p.complete(r, fmt.Errorf("mq: produce to %s[%d]: record rejected: %w: %s", p.topic, b.queue.partition, kerr, msg))
 				} else {
-					p.complete(r, fmt.Errorf("mq: produce to %s[%d]: batch rejected because of another record: %w", p.topic, b.lane.partition, kerr))
+					p.complete(r, fmt.Errorf("mq: produce to %s[%d]: batch rejected because of another record: %w", p.topic, b.queue.partition, kerr))
 				}
 			}
 		case rp.ErrorCode == int16(kafka.MessageSizeTooLarge) && len(b.recs) > 1:
@@ -1034,7 +1037,7 @@ func (p *Producer[T]) succeed(b *partBatch[T], base int64, logAppendMs int64) {
 		logTime = time.UnixMilli(logAppendMs)
 	}
 	p.qmu.Lock()
-	b.lane.backoff = 0
+	b.queue.backoff = 0
 	p.qmu.Unlock()
 	for i, r := range b.recs {
 		if base >= 0 {
@@ -1058,17 +1061,17 @@ func (p *Producer[T]) failOrRetry(b *partBatch[T], err error) {
 	if !retriable(err) {
 		err = authError(err)
 		for _, r := range b.recs {
-			p.complete(r, fmt.Errorf("mq: produce to %s[%d]: %w", p.topic, b.lane.partition, err))
+			p.complete(r, fmt.Errorf("mq: produce to %s[%d]: %w", p.topic, b.queue.partition, err))
 		}
 		return
 	}
 	p.meta.Store(nil) // leaders may have moved
-	p.log.Debug("retrying produce", zap.Int("partition", b.lane.partition), zap.Error(err))
+	p.log.Debug("retrying produce", zap.Int("partition", b.queue.partition), zap.Error(err))
 	for _, r := range b.recs {
 		r.err = err // remembered for a later delivery timeout message
 	}
 	p.qmu.Lock()
-	l := b.lane
+	l := b.queue
 	if l.backoff == 0 {
 		l.backoff = p.cfg.retryBackoff
 	} else {
@@ -1083,7 +1086,7 @@ func (p *Producer[T]) failOrRetry(b *partBatch[T], err error) {
 // backoff; single > 0 makes the next single records leave one per request.
 func (p *Producer[T]) requeue(b *partBatch[T], single int, backoff time.Duration) {
 	p.qmu.Lock()
-	l := b.lane
+	l := b.queue
 	l.retryAt = time.Now().Add(backoff)
 	l.queue = append(b.recs, l.queue...)
 	l.bytes += b.size

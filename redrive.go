@@ -2,85 +2,14 @@ package mq
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"sort"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl"
 	"go.uber.org/zap"
 )
-
-// RedriveOption configures [Redrive].
-type RedriveOption interface {
-	applyRedrive(*redriveConfig)
-}
-
-type redriveOptionFunc func(*redriveConfig)
-
-func (f redriveOptionFunc) applyRedrive(c *redriveConfig) { f(c) }
-
-type redriveConfig struct {
-	target  string
-	filter  func(Message[[]byte]) bool
-	group   string
-	dryRun  bool
-	logger  *zap.Logger
-	timeout time.Duration
-	tls     *tls.Config
-	sasl    sasl.Mechanism
-}
-
-// WithRedriveSecurity makes Redrive connect with TLS and/or SASL (either may
-// be nil), as [WithTLS] and [WithSASL] do for producers and consumers.
-func WithRedriveSecurity(tlsConfig *tls.Config, mechanism sasl.Mechanism) RedriveOption {
-	return redriveOptionFunc(func(c *redriveConfig) { c.tls, c.sasl = tlsConfig, mechanism })
-}
-
-// WithRedriveTarget sends every message to topic instead of the topic named by
-// its [HeaderOriginalTopic] header.
-func WithRedriveTarget(topic string) RedriveOption {
-	return redriveOptionFunc(func(c *redriveConfig) { c.target = topic })
-}
-
-// WithRedriveFilter redrives only the messages for which keep returns true;
-// the others are counted as filtered out and left alone.
-func WithRedriveFilter(keep func(Message[[]byte]) bool) RedriveOption {
-	return redriveOptionFunc(func(c *redriveConfig) { c.filter = keep })
-}
-
-// WithRedriveHeader redrives only the messages whose header key has the given
-// value (for instance [HeaderFailedHandler] = "persist"). Repeated uses must
-// all match.
-func WithRedriveHeader(key, value string) RedriveOption {
-	return redriveOptionFunc(func(c *redriveConfig) {
-		prev := c.filter
-		c.filter = func(m Message[[]byte]) bool {
-			v, ok := m.Header(key)
-			return ok && string(v) == value && (prev == nil || prev(m))
-		}
-	})
-}
-
-// WithRedriveGroup records progress as the committed offsets of consumer
-// group group, so that a later Redrive with the same group starts where this
-// one ended instead of at the beginning of the dead-letter topic. Messages a
-// filter left out count as passed for that group.
-func WithRedriveGroup(group string) RedriveOption {
-	return redriveOptionFunc(func(c *redriveConfig) { c.group = group })
-}
-
-// WithRedriveDryRun counts what would be redriven without writing anything.
-func WithRedriveDryRun(enabled bool) RedriveOption {
-	return redriveOptionFunc(func(c *redriveConfig) { c.dryRun = enabled })
-}
-
-// WithRedriveLogger sets the logger (nil: no logs).
-func WithRedriveLogger(l *zap.Logger) RedriveOption {
-	return redriveOptionFunc(func(c *redriveConfig) { c.logger = l })
-}
 
 // RedriveStats counts what [Redrive] did.
 type RedriveStats struct {
@@ -91,6 +20,9 @@ type RedriveStats struct {
 	ByTopic  map[string]int // redriven messages per destination topic
 }
 
+// redriveRequestTimeout bounds each request Redrive's admin client sends.
+const redriveRequestTimeout = 10 * time.Second
+
 // Redrive moves the messages that are in a dead-letter topic when it starts
 // back to their original topic (the [HeaderOriginalTopic] header, or the topic
 // set with [WithRedriveTarget]), keeping keys, values and headers, and
@@ -99,7 +31,7 @@ type RedriveStats struct {
 // starting over. Each message is written synchronously (acks=all) before the
 // next is read; on error Redrive stops and returns what it did so far.
 func Redrive(ctx context.Context, brokers []string, deadLetterTopic string, opts ...RedriveOption) (RedriveStats, error) {
-	cfg := redriveConfig{timeout: 10 * time.Second}
+	cfg := redriveConfig{commonConfig: commonConfig{clientID: "mq-redrive", dialTimeout: 10 * time.Second}}
 	for _, o := range opts {
 		if o != nil {
 			o.applyRedrive(&cfg)
@@ -113,10 +45,13 @@ func Redrive(ctx context.Context, brokers []string, deadLetterTopic string, opts
 		return stats, invalid("dead-letter topic must not be empty")
 	}
 	log := logger(cfg.logger).With(zap.String("dead_letter_topic", deadLetterTopic))
-	tr := &kafka.Transport{Dial: (&net.Dialer{Timeout: cfg.timeout}).DialContext, ClientID: "mq-redrive",
-		TLS: cfg.tls, SASL: cfg.sasl}
+	if err := cfg.commonConfig.validate(); err != nil {
+		return stats, err
+	}
+	tr := &kafka.Transport{Dial: (&net.Dialer{Timeout: cfg.dialTimeout}).DialContext, DialTimeout: cfg.dialTimeout,
+		ClientID: cfg.clientID, TLS: cfg.tls, SASL: cfg.sasl}
 	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: cfg.timeout}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: redriveRequestTimeout}
 
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{deadLetterTopic}})
 	if err != nil {
@@ -177,7 +112,7 @@ func Redrive(ctx context.Context, brokers []string, deadLetterTopic string, opts
 		if !ok {
 			var err error
 			p, err = NewProducer[[]byte](brokers, topic, WithCodec[[]byte](BytesCodec{}), WithLogger(cfg.logger),
-				WithClientID("mq-redrive"), WithTransport(tr))
+				WithClientID(cfg.clientID), WithTransport(tr))
 			if err != nil {
 				return err
 			}
@@ -211,7 +146,7 @@ func redrivePartition(ctx context.Context, brokers []string, topic string, part 
 	stats *RedriveStats, send func(context.Context, string, Message[[]byte]) error, log *zap.Logger) error {
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: part,
 		MaxWait: 250 * time.Millisecond, ReadLagInterval: -1,
-		Dialer: &kafka.Dialer{ClientID: "mq-redrive", Timeout: cfg.timeout, DualStack: true, TLS: cfg.tls, SASLMechanism: cfg.sasl}})
+		Dialer: &kafka.Dialer{ClientID: cfg.clientID, Timeout: cfg.dialTimeout, DualStack: true, TLS: cfg.tls, SASLMechanism: cfg.sasl}})
 	defer func() { _ = r.Close() }()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("mq: redrive: partition %d: %w", part, err)

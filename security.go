@@ -14,22 +14,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 )
 
-// WithTLS makes every connection the producer or consumer opens (produce,
-// fetch, group coordination, retry and dead-letter writes) use TLS with cfg.
-// Build cfg yourself or with [TLSConfig]. A nil cfg, like the default, means
-// plaintext. It is ignored by a producer given [WithTransport] and a consumer
-// given [WithDialer]: configure those directly.
-func WithTLS(cfg *tls.Config) Option {
-	return commonOption(func(c *commonConfig) { c.tls = cfg })
-}
-
-// WithSASL makes every connection authenticate with the SASL mechanism m
-// (see [SASLPlain] and [SASLScram]). Credentials are never logged and never
-// appear in errors returned by mq. The default is no authentication.
-func WithSASL(m sasl.Mechanism) Option {
-	return commonOption(func(c *commonConfig) { c.sasl = m })
-}
-
 // SASLPlain returns the PLAIN mechanism. Use it only over TLS: the password
 // travels in clear text otherwise.
 func SASLPlain(username, password string) sasl.Mechanism {

@@ -1,6 +1,10 @@
 package mq
 
-import "sync/atomic"
+import (
+	"sort"
+	"sync/atomic"
+	"time"
+)
 
 // ConsumerStats is a snapshot of a consumer's counters since it was created.
 type ConsumerStats struct {
@@ -17,6 +21,66 @@ type ConsumerStats struct {
 	// Partitions describes the partitions currently assigned (empty when
 	// not running), sorted by topic and partition.
 	Partitions []PartitionStats
+}
+
+// PartitionStats describes one partition currently assigned to a consumer.
+type PartitionStats struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	// Committed is the last committed offset, -1 when none yet.
+	Committed int64 `json:"committed"`
+	// HighWaterMark is the partition's end offset as of the last fetch, -1
+	// before the first fetch.
+	HighWaterMark int64 `json:"high_water_mark"`
+	// Lag is HighWaterMark minus Committed (HighWaterMark when nothing is
+	// committed yet; 0 before the first fetch).
+	Lag int64 `json:"lag"`
+	// InFlight counts fetched messages not yet fully handled.
+	InFlight int `json:"in_flight"`
+	// LastProgress is when a message of the partition last completed, or
+	// when it was assigned.
+	LastProgress time.Time `json:"last_progress"`
+}
+
+func (c *KafkaConsumer[T]) setPartitions(parts []*partitionState) {
+	if parts == nil {
+		c.parts.Store(nil)
+		return
+	}
+	c.parts.Store(&parts)
+}
+
+func (c *KafkaConsumer[T]) partitionStats() []PartitionStats {
+	p := c.parts.Load()
+	if p == nil {
+		return nil
+	}
+	out := make([]PartitionStats, 0, len(*p))
+	for _, ps := range *p {
+		st := PartitionStats{
+			Topic:         ps.topic,
+			Partition:     ps.id,
+			Committed:     ps.committed.Load(),
+			HighWaterMark: ps.hwm.Load(),
+			InFlight:      ps.tracker.InFlight(),
+			LastProgress:  time.Unix(0, ps.lastProgress.Load()),
+		}
+		switch {
+		case st.HighWaterMark < 0:
+		case st.Committed < 0:
+			st.Lag = st.HighWaterMark // nothing committed yet: counted from offset 0
+		case st.HighWaterMark > st.Committed:
+			st.Lag = st.HighWaterMark - st.Committed
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out
 }
 
 type consumerCounters struct {

@@ -204,7 +204,6 @@ func TestRetryTopicRecoverer(t *testing.T) {
 	}, mq.WithHandlerName("flaky")))
 	run := start(c)
 	p := newProducer(t, topic)
-	sent := time.Now()
 	produceChat(t, p, 0, n)
 	require.Eventually(t, func() bool {
 		mu.Lock()
@@ -227,7 +226,6 @@ func TestRetryTopicRecoverer(t *testing.T) {
 
 	// The main topic kept flowing: the last message was handled before message 7's first retry.
 	assert.True(t, handledAt[n-1].Before(calls[7][1].at), "main partitions are not blocked by a waiting retry")
-	assert.Less(t, handledAt[n-1].Sub(sent), delays[0]+delays[1])
 
 	dlt, err := cluster.ReadAll(ctxT(t), topic+".dlt", 1)
 	require.NoError(t, err)

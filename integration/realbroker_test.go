@@ -110,7 +110,6 @@ func TestRealBrokerAcks(t *testing.T) {
 func TestRealBrokerMissingTopicIsNotAutoCreated(t *testing.T) {
 	requireRealBroker(t)
 	const deliveryTimeout = 2 * time.Second
-	const slack = 3 * time.Second
 	topic := mqtest.UniqueName(t.Name())
 	p := newProducer(t, topic, mq.WithDeliveryTimeout(deliveryTimeout))
 	ctx := ctxT(t)
@@ -125,7 +124,7 @@ func TestRealBrokerMissingTopicIsNotAutoCreated(t *testing.T) {
 		assert.ErrorIs(t, err, kafka.UnknownTopicOrPartition, what)
 		assert.Contains(t, err.Error(), strconv.Quote(topic)+" does not exist", what)
 		assert.Contains(t, err.Error(), "Unknown Topic Or Partition", what)
-		assert.LessOrEqual(t, took, deliveryTimeout+slack, "%s: bounded by the delivery timeout", what)
+		assert.NotErrorIs(t, err, context.DeadlineExceeded, "%s: ended by the broker's answer and the delivery timeout, not the test's context", what)
 	}
 	check("Send", func() error {
 		_, err := p.Send(ctx, []byte("k"), ChatMessage{ID: 1})
@@ -148,7 +147,10 @@ func TestRealBrokerMissingTopicIsNotAutoCreated(t *testing.T) {
 // delivery timeout, and the producer keeps working.
 func TestRealBrokerMessageTooLarge(t *testing.T) {
 	requireRealBroker(t)
-	const deliveryTimeout = 20 * time.Second
+	// Far beyond the test's own context: a message retried until the
+	// delivery timeout would fail with the context's error instead of the
+	// broker's.
+	const deliveryTimeout = time.Hour
 	newBytesProducer := func(t *testing.T, topic string, opts ...mq.ProducerOption) *mq.Producer[[]byte] {
 		p, err := mq.NewProducer[[]byte](cluster.Addrs(), topic, append([]mq.ProducerOption{
 			mq.WithCodec[[]byte](mq.BytesCodec{}), mq.WithBatchBytes(4 << 20), mq.WithDeliveryTimeout(deliveryTimeout),
@@ -170,7 +172,7 @@ func TestRealBrokerMessageTooLarge(t *testing.T) {
 		t.Logf("2 MiB message: after %v: %.300v", took.Round(time.Millisecond), err)
 		assert.ErrorIs(t, err, kafka.MessageSizeTooLarge)
 		assert.Contains(t, err.Error(), "Message Size Too Large")
-		assert.Less(t, took, 5*time.Second, "rejected at once, not retried until the %v delivery timeout", deliveryTimeout)
+		assert.NotErrorIs(t, err, context.DeadlineExceeded, "rejected at once, not retried")
 
 		res, err := p.Send(ctx, []byte("small"), []byte("fits"))
 		require.NoError(t, err, "the producer keeps working")
@@ -204,7 +206,7 @@ func TestRealBrokerMessageTooLarge(t *testing.T) {
 		ferr := p.Flush(ctx)
 		took := time.Since(start)
 		t.Logf("Flush: after %v: %.300v", took.Round(time.Millisecond), ferr)
-		assert.Less(t, took, 5*time.Second, "no retries until the delivery timeout")
+		assert.NotErrorIs(t, ferr, context.DeadlineExceeded, "no retries until the delivery timeout")
 		mu.Lock()
 		defer mu.Unlock()
 		require.Len(t, outcome, 3, "every message reports")

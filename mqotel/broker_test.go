@@ -41,7 +41,7 @@ func consumerOptions(t testing.TB, extra ...mq.ConsumerOption) []mq.ConsumerOpti
 
 func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) string {
 	v, _ := spanAttr(s, key)
-	return v.Emit()
+	return v.String()
 }
 
 // A known workload through a real producer and consumer: 20 messages on two

@@ -54,7 +54,7 @@ type metrics map[string]metricdata.Metrics
 func matches(set attribute.Set, want []attribute.KeyValue) bool {
 	for _, kv := range want {
 		v, ok := set.Value(kv.Key)
-		if kv.Value.Type() == attribute.INVALID { // key must be absent
+		if kv.Value.Type() == attribute.EMPTY { // key must be absent
 			if ok {
 				return false
 			}

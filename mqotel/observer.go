@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/mqkit/mq"
-	"github.com/mqkit/mq/internal/gauges"
+	"github.com/mqkit/mq/gauges"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"

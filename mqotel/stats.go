@@ -5,7 +5,7 @@ import (
 	"errors"
 
 	"github.com/mqkit/mq"
-	"github.com/mqkit/mq/internal/gauges"
+	"github.com/mqkit/mq/gauges"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"

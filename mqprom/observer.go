@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mqkit/mq"
-	"github.com/mqkit/mq/internal/gauges"
+	"github.com/mqkit/mq/gauges"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -4,7 +4,7 @@ import (
 	"strconv"
 
 	"github.com/mqkit/mq"
-	"github.com/mqkit/mq/internal/gauges"
+	"github.com/mqkit/mq/gauges"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

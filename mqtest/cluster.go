@@ -2,7 +2,6 @@ package mqtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -33,7 +31,10 @@ const (
 	newTimeout = time.Minute
 	// startTimeout bounds broker start-up in New; starting a container may
 	// include pulling its image.
-	startTimeout = containerStartTimeout
+	startTimeout = 5 * time.Minute
+	// groupCoordinatorTimeout bounds the wait for a fresh broker's group
+	// coordinator (see awaitGroupCoordinator).
+	groupCoordinatorTimeout = 30 * time.Second
 )
 
 // Cluster is a Kafka broker for tests together with an admin client for it.
@@ -44,8 +45,7 @@ type Cluster struct {
 	mode              Mode
 	addrs             []string
 	kf                *kfake.Cluster
-	container         *tckafka.KafkaContainer // ModeContainer only
-	terminate         func() error            // ModeContainer only: removes the container
+	release           func() error // Attach: stops what the provider started
 	transport         *kafka.Transport
 	client            *kafka.Client
 	defaultPartitions int
@@ -99,7 +99,7 @@ func NewCluster(ctx context.Context, opts ...Option) (*Cluster, error) {
 	case ModeExternal:
 		return newExternal(ctx, cfg, brokers)
 	case ModeContainer:
-		return newContainer(ctx, cfg)
+		return newFromProvider(ctx, mode, opts)
 	default:
 		_, err := parseMode(string(mode))
 		return nil, err
@@ -123,18 +123,7 @@ func newExternal(ctx context.Context, cfg config, brokers []string) (*Cluster, e
 		return nil, fmt.Errorf("%w: set %s to a comma-separated host:port list or use WithBrokers", ErrNoBrokers, EnvBrokers)
 	}
 	c := newCluster(ModeExternal, brokers, nil, cfg)
-
-	cctx, cancel := context.WithTimeout(ctx, cfg.connectTimeout)
-	defer cancel()
-	err := probeBrokers(cctx, brokers)
-	if err == nil {
-		var md *kafka.MetadataResponse
-		md, err = c.freshMetadata(cctx, nil)
-		if err == nil && len(md.Brokers) == 0 {
-			err = errors.New("metadata lists no brokers")
-		}
-	}
-	if err != nil {
+	if err := c.checkReachable(ctx, cfg.connectTimeout); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("mqtest: cannot use external Kafka brokers %v (checked for up to %s): %w", brokers, cfg.connectTimeout, err)
 	}
@@ -205,8 +194,8 @@ func (c *Cluster) Client() *kafka.Client { return c.client }
 func (c *Cluster) Kfake() *kfake.Cluster { return c.kf }
 
 // Close closes the helper client's connections and, in [ModeEmbedded],
-// shuts the fake broker down; in [ModeContainer] it kills and removes the
-// container. External brokers are left running. Close is idempotent: later
+// shuts the fake broker down; for a cluster made by [Attach] (such as
+// [ModeContainer]) it calls the release function given there. External brokers are left running. Close is idempotent: later
 // calls return the first call's result.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
@@ -215,9 +204,9 @@ func (c *Cluster) Close() error {
 		if c.kf != nil {
 			c.kf.Close()
 		}
-		if c.terminate != nil {
-			if err := c.terminate(); err != nil {
-				c.closeErr = fmt.Errorf("mqtest: removing the Kafka container: %w", err)
+		if c.release != nil {
+			if err := c.release(); err != nil {
+				c.closeErr = fmt.Errorf("mqtest: stopping the %s broker: %w", c.mode, err)
 			}
 		}
 	})

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/testcontainers/testcontainers-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -26,8 +25,6 @@ type config struct {
 	defaultPartitions int
 	kfakeOpts         []kfake.Opt
 	connectTimeout    time.Duration
-	containerImage    string // "" means KAFKA_TEST_IMAGE, else DefaultContainerImage
-	containerOpts     []testcontainers.ContainerCustomizer
 }
 
 func defaultConfig() config {
@@ -81,25 +78,6 @@ func WithConnectTimeout(d time.Duration) Option {
 			c.connectTimeout = d
 		}
 	})
-}
-
-// WithContainerImage sets the Kafka image [ModeContainer] starts, overriding
-// the KAFKA_TEST_IMAGE environment variable ([EnvContainerImage]) and
-// [DefaultContainerImage]. Other modes ignore it. The last
-// WithContainerImage wins.
-func WithContainerImage(image string) Option {
-	return optionFunc(func(c *config) { c.containerImage = image })
-}
-
-// WithContainerCustomizers passes extra options to testcontainers-go's
-// kafka module (tckafka.Run) in [ModeContainer], for example
-// testcontainers.WithEnv to change broker settings (KAFKA_FOO_BAR sets
-// foo.bar). Other modes ignore them. They are applied after the module's and
-// mqtest's own (auto.create.topics.enable=false,
-// group.min.session.timeout.ms=100), so they can override them. Repeated
-// use is additive.
-func WithContainerCustomizers(opts ...testcontainers.ContainerCustomizer) Option {
-	return optionFunc(func(c *config) { c.containerOpts = append(c.containerOpts, opts...) })
 }
 
 // Environment variables read by [Cluster.CreateTopic] (and so

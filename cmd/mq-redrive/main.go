@@ -60,7 +60,7 @@ func run() int {
 	}
 	if *verbose {
 		l, _ := zap.NewDevelopment()
-		opts = append(opts, mq.WithRedriveLogger(l))
+		opts = append(opts, mq.WithLogger(l))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/mqkit/mq"
-	"modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	"github.com/ncruces/go-sqlite3"
+	_ "github.com/ncruces/go-sqlite3/driver" // SQLite (compiled to Go), registered as "sqlite3"
 )
 
 // schema creates the messages table. The Kafka coordinates are kept for
@@ -47,7 +47,7 @@ func OpenStore(path string) (*Store, error) {
 	// what at-least-once delivery needs here. Transactions take the write
 	// lock up front (_txlock=immediate) so that a concurrent writer makes
 	// them wait for busy_timeout instead of failing with SQLITE_BUSY.
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -72,8 +72,8 @@ func OpenStore(path string) (*Store, error) {
 
 // isBusy reports whether err is SQLite's "database is locked".
 func isBusy(err error) bool {
-	var e *sqlite.Error
-	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+	var e *sqlite3.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.BUSY
 }
 
 // createSchema creates the tables in one immediate transaction.
