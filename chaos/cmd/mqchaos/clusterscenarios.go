@@ -177,8 +177,8 @@ func (r *clusterRun) finish() *collected {
 		s.note("%d sends failed (not acknowledged: not counted as lost); first errors: %s", failed, firstErrors(c.prodLines, 3))
 	}
 	if l, ok := check.MaxSendLatency(c.prodLines); ok {
-		s.fig("max send latency", "%s (%s at %s)", fmtDur(time.Duration(l.LatencyUs)*time.Microsecond),
-			map[byte]string{'A': "acked", 'F': "failed"}[l.Tag], r.when(l.Time-l.LatencyUs*1000))
+		s.fig("max send latency", "%s (sent at %s, %s)", fmtDur(time.Duration(l.LatencyUs)*time.Microsecond),
+			r.when(l.Time-l.LatencyUs*1000), map[byte]string{'A': "acked", 'F': "failed"}[l.Tag])
 	}
 	st := check.MaxStall(check.PartitionStalls(c.prodLines, c.lifetimes, drainedAt.UnixNano()))
 	if st.Duration > 0 {
@@ -336,7 +336,14 @@ func runClusterReassign(s *sc) {
 				back++
 			}
 		}
-		r.event("round %d: preferred-leader election: %d/%d partitions led by their preferred replica again (%s)", i, back, len(after), lastLines(out, 1))
+		elected := 0
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "Successfully completed leader election") {
+				elected += strings.Count(l, r.topic+"-")
+			}
+		}
+		r.event("round %d: preferred-leader election (%d partitions elected): %d/%d partitions led by the re-added replica again",
+			i, elected, back, len(after))
 		if _, err := r.c.waitISR(s.ctx, clusterISRMax, r.topic); err != nil {
 			s.fatalf("after the reassignment: %v", err)
 		}
