@@ -166,13 +166,20 @@ func (r *clusterRun) finish() *collected {
 	s.fig("producer dups", "%d", rep.LogDupIDs)
 	s.fig("consumer dups", "%d", rep.Duplicates)
 	s.fig("log inversions", "%d", rep.LogInversions)
-	failed := 0
+	failed, failedWritten := 0, 0
+	inLog := map[int64]bool{}
+	for _, l := range c.in.Log {
+		inLog[l.ID] = true
+	}
 	for _, l := range c.prodLines {
 		if l.Tag == 'F' {
 			failed++
+			if inLog[l.ID] {
+				failedWritten++ // reported failed, yet the broker has it
+			}
 		}
 	}
-	s.fig("failed sends", "%d", failed)
+	s.fig("failed sends", "%d (%d of them in the topic)", failed, failedWritten)
 	if failed > 0 {
 		s.note("%d sends failed (not acknowledged: not counted as lost); first errors: %s", failed, firstErrors(c.prodLines, 3))
 	}
