@@ -70,6 +70,25 @@ func (e *HandlerError) Error() string {
 // Unwrap returns the handler's last error.
 func (e *HandlerError) Unwrap() error { return e.Err }
 
+// RecovererError reports a message a [FuncRecoverer] gave up on by returning
+// an error marked with [Permanent]. The consumer stops on it and commits
+// nothing past the message.
+type RecovererError struct {
+	// Failure is why the message reached the recoverer: a [*HandlerError]
+	// or a [*DecodeError] naming it.
+	Failure error
+	// Err is the recoverer's error.
+	Err error
+}
+
+func (e *RecovererError) Error() string {
+	return fmt.Sprintf("mq: recoverer gave up: %v (after %v)", e.Err, e.Failure)
+}
+
+// Unwrap returns the recoverer's error and the failure, so errors.As finds
+// either.
+func (e *RecovererError) Unwrap() []error { return []error{e.Err, e.Failure} }
+
 // PanicError is the error a panicking handler is turned into. It is treated as
 // any other handler failure: retried, and never a lost message.
 type PanicError struct {
