@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 )
@@ -178,11 +179,28 @@ func FuncRecoverer(fn func(ctx context.Context, f FailedMessage) error) Recovere
 
 // Topics returns the topics the recoverer writes to for a consumer of topic
 // (retry tiers, then the dead-letter topic), so they can be created ahead of
-// time: mq never creates topics.
+// time (see [Recoverer.TopicSpecs] and [CreateTopics]): consumers never
+// create topics.
 func (r Recoverer) Topics(topic string) []string {
 	out := r.retryTopics(topic)
 	if r.kind == recoverDeadLetter || r.kind == recoverRetryTopics {
 		out = append(out, r.deadLetterTopic(topic))
+	}
+	return out
+}
+
+// TopicSpecs returns main followed by the retry and dead-letter topics the
+// recoverer writes to for a consumer of main.Name, each with main's
+// partitions, replication factor and configs, ready for [CreateTopics]:
+//
+//	err := mq.CreateTopics(ctx, brokers, recoverer.TopicSpecs(mq.TopicSpec{Name: "orders", Partitions: 6, ReplicationFactor: 3}))
+func (r Recoverer) TopicSpecs(main TopicSpec) []TopicSpec {
+	out := []TopicSpec{main}
+	for _, name := range r.Topics(main.Name) {
+		t := main
+		t.Name = name
+		t.Configs = maps.Clone(main.Configs)
+		out = append(out, t)
 	}
 	return out
 }
