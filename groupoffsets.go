@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -60,7 +61,8 @@ func ResetToOffsets(offsets map[int]int64) OffsetReset {
 	return OffsetReset{kind: resetOffsets, offsets: cp}
 }
 
-// String describes the reset, as in "earliest" or "time 2026-12-01T10:00:00Z".
+// String describes the reset, as in "earliest", "time 2026-12-01T10:00:00Z"
+// or "offsets 0=1200,3=0".
 func (r OffsetReset) String() string {
 	switch r.kind {
 	case resetEarliest:
@@ -70,7 +72,20 @@ func (r OffsetReset) String() string {
 	case resetTime:
 		return "time " + r.at.Format(time.RFC3339Nano)
 	case resetOffsets:
-		return fmt.Sprintf("offsets %v", r.offsets)
+		parts := make([]int, 0, len(r.offsets))
+		for p := range r.offsets {
+			parts = append(parts, p)
+		}
+		sort.Ints(parts)
+		var b strings.Builder
+		b.WriteString("offsets ")
+		for i, p := range parts {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%d=%d", p, r.offsets[p])
+		}
+		return b.String()
 	}
 	return "invalid"
 }

@@ -1,8 +1,12 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -277,4 +281,72 @@ func TestResetOffsetsExplicitAndPartitions(t *testing.T) {
 	offs, err := mq.GroupOffsets(ctx, brokers, mqtest.UniqueName("never-committed"), topic)
 	require.NoError(t, err)
 	assert.Equal(t, []mq.GroupOffset{{Partition: 0, Committed: -1, End: 10, Lag: 10}, {Partition: 1, Committed: -1, End: 10, Lag: 10}}, offs)
+}
+
+// The mq-offsets command: shows offsets and lag, prints a dry-run plan
+// without committing, resets, and exits with 3 (nothing committed) while the
+// group is active.
+func TestMQOffsetsCommand(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "mq-offsets")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/mq-offsets")
+	build.Dir = ".."
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	topic := cluster.NewTopic(t, 2)
+	var msgs []kafka.Message
+	for i := 0; i < 10; i++ {
+		msgs = append(msgs, kafka.Message{Partition: i % 2, Value: []byte("x")})
+	}
+	require.NoError(t, cluster.Produce(ctxT(t), topic, msgs...))
+	group := mqtest.UniqueName("g")
+	brokers := strings.Join(cluster.Addrs(), ",")
+	mqOffsets := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, append([]string{"-brokers", brokers, "-group", group, "-topic", topic}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		t.Logf("mq-offsets %v -> %d\n%s%s", args, code, stdout.String(), stderr.String())
+		return stdout.String(), code
+	}
+
+	show, code := mqOffsets()
+	require.Equal(t, 0, code)
+	assert.Regexp(t, `(?m)^\s+0\s+-\s+0\s+5\s+5\s*$`, show, "partition 0: nothing committed, 5 records")
+	assert.Contains(t, show, "total lag 10")
+
+	plan, code := mqOffsets("-to-offset", "0=2,1=4", "-dry-run")
+	require.Equal(t, 0, code)
+	assert.Contains(t, plan, "reset to offsets 0=2,1=4 (dry run: nothing committed)")
+	assert.Regexp(t, `(?m)^\s+0\s+-\s+2\s+-\s*$`, plan)
+	assert.Equal(t, map[int]int64{0: -1, 1: -1}, fetchCommitted(t, group, topic, 2), "the dry run committed nothing")
+
+	plan, code = mqOffsets("-to-offset", "0=2,1=4")
+	require.Equal(t, 0, code)
+	assert.Contains(t, plan, "(committed)")
+	assert.Equal(t, map[int]int64{0: 2, 1: 4}, fetchCommitted(t, group, topic, 2))
+
+	plan, code = mqOffsets("-to-latest", "-partitions", "1")
+	require.Equal(t, 0, code)
+	assert.Regexp(t, `(?m)^\s+1\s+4\s+5\s+\+1\s*$`, plan)
+	assert.Equal(t, map[int]int64{0: 2, 1: 5}, fetchCommitted(t, group, topic, 2))
+
+	joinStale(t, group, topic, 2)
+	plan, code = mqOffsets("-to-earliest")
+	assert.Equal(t, 3, code, "refused: the group is active")
+	assert.Contains(t, plan, "NOT committed")
+	assert.Equal(t, map[int]int64{0: 2, 1: 5}, fetchCommitted(t, group, topic, 2))
+	_, code = mqOffsets("-to-earliest", "-force")
+	require.Equal(t, 0, code)
+	assert.Equal(t, map[int]int64{0: 0, 1: 0}, fetchCommitted(t, group, topic, 2))
+
+	_, code = mqOffsets("-to-offset", "9=1")
+	assert.Equal(t, 2, code, "a partition the topic lacks is a usage error")
 }
