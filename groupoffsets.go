@@ -296,28 +296,55 @@ func (a *admin) partitions(ctx context.Context, topic string) ([]int, error) {
 // where it has none.
 func (a *admin) committed(ctx context.Context, group, topic string, ids []int) (map[int]int64, error) {
 	out := make(map[int]int64, len(ids))
-	for _, id := range ids {
-		out[id] = -1
-	}
-	resp, err := a.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
+	err := withCoordinator(ctx, func(ctx context.Context) error {
+		for _, id := range ids {
+			out[id] = -1
+		}
+		resp, err := a.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
+		if err != nil {
+			return fmt.Errorf("mq: committed offsets of group %q: %w", group, authError(err))
+		}
+		if errors.Is(resp.Error, kafka.GroupIdNotFound) {
+			return nil // some brokers (kfake) answer so for a group that never committed
+		}
+		if resp.Error != nil {
+			return fmt.Errorf("mq: committed offsets of group %q: %w", group, resp.Error)
+		}
+		for _, p := range resp.Topics[topic] {
+			if p.Error != nil {
+				return fmt.Errorf("mq: committed offset of group %q on %s[%d]: %w", group, topic, p.Partition, p.Error)
+			}
+			if p.CommittedOffset >= 0 {
+				out[p.Partition] = p.CommittedOffset
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("mq: committed offsets of group %q: %w", group, authError(err))
-	}
-	if errors.Is(resp.Error, kafka.GroupIdNotFound) {
-		return out, nil // some brokers (kfake) answer so for a group that never committed
-	}
-	if resp.Error != nil {
-		return nil, fmt.Errorf("mq: committed offsets of group %q: %w", group, resp.Error)
-	}
-	for _, p := range resp.Topics[topic] {
-		if p.Error != nil {
-			return nil, fmt.Errorf("mq: committed offset of group %q on %s[%d]: %w", group, topic, p.Partition, p.Error)
-		}
-		if p.CommittedOffset >= 0 {
-			out[p.Partition] = p.CommittedOffset
-		}
+		return nil, err
 	}
 	return out, nil
+}
+
+// withCoordinator calls fn until it returns nil or an error other than a
+// group coordinator that is not ready, within ctx and topicWaitTimeout. The
+// first requests about a group can meet a coordinator still loading its
+// state, or on a new cluster an offsets topic still being created (kafka-go
+// then sends the request to a broker that is not the coordinator).
+func withCoordinator(ctx context.Context, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, topicWaitTimeout)
+	defer cancel()
+	for backoff := 20 * time.Millisecond; ; backoff = min(2*backoff, 500*time.Millisecond) {
+		err := fn(ctx)
+		if err == nil || !coordinatorNotReady(err) || !sleepCtx(ctx, backoff) {
+			return err
+		}
+	}
+}
+
+func coordinatorNotReady(err error) bool {
+	return errors.Is(err, kafka.NotCoordinatorForGroup) || errors.Is(err, kafka.GroupCoordinatorNotAvailable) ||
+		errors.Is(err, kafka.GroupLoadInProgress)
 }
 
 // partitionBounds are a partition's retained range, and the offset a reset
@@ -373,34 +400,34 @@ type groupMember struct {
 // a group it does not know) and its members. It uses the protocol request
 // directly: kafka-go's Client.DescribeGroups drops the members when it
 // cannot decode their subscription metadata.
-func (a *admin) describeGroup(ctx context.Context, group string) (string, []groupMember, error) {
-	ctx, cancel := context.WithTimeout(ctx, adminRequestTimeout)
-	defer cancel()
-	m, err := a.tr.RoundTrip(ctx, kafka.TCP(a.addrs...), &describegroups.Request{Groups: []string{group}})
-	if err != nil {
-		return "", nil, fmt.Errorf("mq: describe group %q: %w", group, authError(err))
-	}
-	resp, ok := m.(*describegroups.Response)
-	if !ok {
-		return "", nil, fmt.Errorf("mq: describe group %q: unexpected response %T", group, m)
-	}
-	for _, g := range resp.Groups {
-		if g.GroupID != group {
-			continue
+func (a *admin) describeGroup(ctx context.Context, group string) (state string, members []groupMember, err error) {
+	err = withCoordinator(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, adminRequestTimeout)
+		defer cancel()
+		m, err := a.tr.RoundTrip(ctx, kafka.TCP(a.addrs...), &describegroups.Request{Groups: []string{group}})
+		if err != nil {
+			return fmt.Errorf("mq: describe group %q: %w", group, authError(err))
 		}
-		if g.ErrorCode == int16(kafka.GroupIdNotFound) {
-			return "", nil, nil
+		resp, ok := m.(*describegroups.Response)
+		if !ok {
+			return fmt.Errorf("mq: describe group %q: unexpected response %T", group, m)
 		}
-		if g.ErrorCode != 0 {
-			return "", nil, fmt.Errorf("mq: describe group %q: %w", group, kafka.Error(g.ErrorCode))
+		state, members = "", nil
+		for _, g := range resp.Groups {
+			if g.GroupID != group || g.ErrorCode == int16(kafka.GroupIdNotFound) {
+				continue
+			}
+			if g.ErrorCode != 0 {
+				return fmt.Errorf("mq: describe group %q: %w", group, kafka.Error(g.ErrorCode))
+			}
+			state = g.GroupState
+			for _, mb := range g.Members {
+				members = append(members, groupMember{id: mb.MemberID, instanceID: mb.GroupInstanceID})
+			}
 		}
-		members := make([]groupMember, 0, len(g.Members))
-		for _, mb := range g.Members {
-			members = append(members, groupMember{id: mb.MemberID, instanceID: mb.GroupInstanceID})
-		}
-		return g.GroupState, members, nil
-	}
-	return "", nil, nil
+		return nil
+	})
+	return state, members, err
 }
 
 // groupActive reports whether a group in state may have members that commit
@@ -421,17 +448,23 @@ func (a *admin) removeMembers(ctx context.Context, group string, members []group
 		for _, m := range members {
 			req.Members = append(req.Members, kafka.LeaveGroupRequestMember{ID: m.id, GroupInstanceID: m.instanceID})
 		}
-		resp, err := a.client.LeaveGroup(ctx, req)
-		if err != nil {
-			return fmt.Errorf("mq: remove members of group %q: %w", group, authError(err))
-		}
-		if resp.Error != nil && !errors.Is(resp.Error, kafka.UnknownMemberId) {
-			return fmt.Errorf("mq: remove members of group %q: %w", group, resp.Error)
-		}
-		for _, m := range resp.Members {
-			if m.Error != nil && !errors.Is(m.Error, kafka.UnknownMemberId) { // already gone is fine
-				return fmt.Errorf("mq: remove member %q of group %q: %w", m.ID, group, m.Error)
+		err := withCoordinator(ctx, func(ctx context.Context) error {
+			resp, err := a.client.LeaveGroup(ctx, req)
+			if err != nil {
+				return fmt.Errorf("mq: remove members of group %q: %w", group, authError(err))
 			}
+			if resp.Error != nil && !errors.Is(resp.Error, kafka.UnknownMemberId) {
+				return fmt.Errorf("mq: remove members of group %q: %w", group, resp.Error)
+			}
+			for _, m := range resp.Members {
+				if m.Error != nil && !errors.Is(m.Error, kafka.UnknownMemberId) { // already gone is fine
+					return fmt.Errorf("mq: remove member %q of group %q: %w", m.ID, group, m.Error)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, topicWaitTimeout)
@@ -458,10 +491,23 @@ func (a *admin) commit(ctx context.Context, group, topic string, plan []Partitio
 	for _, p := range plan {
 		offs = append(offs, kafka.OffsetCommit{Partition: p.Partition, Offset: p.New})
 	}
-	resp, err := a.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1,
-		Topics: map[string][]kafka.OffsetCommit{topic: offs}})
+	var resp *kafka.OffsetCommitResponse
+	err := withCoordinator(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = a.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1,
+			Topics: map[string][]kafka.OffsetCommit{topic: offs}})
+		if err != nil {
+			return fmt.Errorf("mq: commit offsets of group %q: %w", group, authError(err))
+		}
+		for _, p := range resp.Topics[topic] {
+			if coordinatorNotReady(p.Error) {
+				return fmt.Errorf("mq: commit offsets of group %q: %w", group, p.Error)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("mq: commit offsets of group %q: %w", group, authError(err))
+		return err
 	}
 	for _, p := range resp.Topics[topic] {
 		if p.Error == nil {

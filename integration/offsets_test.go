@@ -16,6 +16,9 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Offset resets (mq.ResetOffsets) and reads (mq.GroupOffsets). Committed
@@ -349,4 +352,60 @@ func TestMQOffsetsCommand(t *testing.T) {
 
 	_, code = mqOffsets("-to-offset", "9=1")
 	assert.Equal(t, 2, code, "a partition the topic lacks is a usage error")
+}
+
+// Group requests that meet a coordinator that is not ready (a new cluster's
+// offsets topic being created, a coordinator loading) are retried: injected
+// NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS answers on a dedicated
+// kfake cluster.
+func TestResetOffsetsRetriesCoordinatorNotReady(t *testing.T) {
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "seeded"))
+	require.NoError(t, err)
+	t.Cleanup(kf.Close)
+	brokers := kf.ListenAddrs()
+	injected := map[kmsg.Key]int{}
+	var mu sync.Mutex
+	injectOnce := func(key kmsg.Key, respond func(kmsg.Request) kmsg.Response) {
+		kf.ControlKey(int16(key), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			mu.Lock()
+			injected[key]++
+			mu.Unlock()
+			return respond(req), nil, true
+		})
+	}
+	injectOnce(kmsg.DescribeGroups, func(req kmsg.Request) kmsg.Response {
+		resp := req.(*kmsg.DescribeGroupsRequest).ResponseKind().(*kmsg.DescribeGroupsResponse)
+		g := kmsg.NewDescribeGroupsResponseGroup()
+		g.Group, g.ErrorCode = "g", kerr.NotCoordinator.Code
+		resp.Groups = append(resp.Groups, g)
+		return resp
+	})
+	injectOnce(kmsg.OffsetFetch, func(req kmsg.Request) kmsg.Response {
+		resp := req.(*kmsg.OffsetFetchRequest).ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
+		return resp
+	})
+	injectOnce(kmsg.OffsetCommit, func(req kmsg.Request) kmsg.Response {
+		oc := req.(*kmsg.OffsetCommitRequest)
+		resp := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range oc.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotCoordinator.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp
+	})
+
+	plan, err := mq.ResetOffsets(ctxT(t), brokers, "g", "seeded", mq.ResetToLatest())
+	require.NoError(t, err)
+	assert.Len(t, plan, 2)
+	mu.Lock()
+	assert.Equal(t, map[kmsg.Key]int{kmsg.DescribeGroups: 1, kmsg.OffsetFetch: 1, kmsg.OffsetCommit: 1}, injected,
+		"each not-ready answer was met once and retried")
+	mu.Unlock()
 }
