@@ -251,3 +251,38 @@ func TestAdminRejectsInvalidInput(t *testing.T) {
 	_, err := mq.DescribeTopic(ctx, brokers, "")
 	assert.ErrorIs(t, err, mq.ErrInvalidOption)
 }
+
+// Admin functions take the common security options: against a broker that
+// requires SASL they work with the right credentials, and the wrong ones
+// fail without the password in the error.
+func TestAdminWithSASL(t *testing.T) {
+	const user, password = "admin", "admin-secret-7f3a"
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("PLAIN", user, password))
+	require.NoError(t, err)
+	t.Cleanup(kf.Close)
+	brokers := kf.ListenAddrs()
+	ctx := ctxT(t)
+	auth := []mq.AdminOption{mq.WithSASL(mq.SASLPlain(user, password)), mq.WithClientID("admin-test")}
+
+	require.NoError(t, mq.CreateTopics(ctx, brokers, []mq.TopicSpec{{Name: "secured", Partitions: 2}}, auth...))
+	d, err := mq.DescribeTopic(ctx, brokers, "secured", auth...)
+	require.NoError(t, err)
+	assert.Len(t, d.Partitions, 2)
+	plan, err := mq.ResetOffsets(ctx, brokers, "g", "secured", mq.ResetToEarliest(), auth...)
+	require.NoError(t, err)
+	assert.Len(t, plan, 2)
+	offs, err := mq.GroupOffsets(ctx, brokers, "g", "secured", auth...)
+	require.NoError(t, err)
+	assert.EqualValues(t, 0, offs[0].Committed)
+	require.NoError(t, mq.DeleteTopics(ctx, brokers, []string{"secured"}, auth...))
+
+	// kfake drops the connection on a failed login (a real broker answers
+	// SASL_AUTHENTICATION_FAILED, which mq wraps with ErrAuthentication), so
+	// only the failure and the absence of the password are checked here.
+	err = mq.CreateTopics(ctx, brokers, []mq.TopicSpec{{Name: "denied", Partitions: 1}},
+		mq.WithSASL(mq.SASLPlain(user, "wrong-password-91c2")))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "wrong-password-91c2")
+	_, err = mq.DescribeTopic(ctx, brokers, "denied", auth...)
+	assert.ErrorIs(t, err, kafka.UnknownTopicOrPartition, "nothing was created")
+}
