@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -21,21 +23,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// newTopicWithConfig creates a topic with topic-level configs, deleted when
-// the test ends.
+// newTopicWithConfig creates a topic with topic-level configs (with mq's
+// own admin function), deleted when the test ends.
 func newTopicWithConfig(t *testing.T, partitions int, configs map[string]string) string {
 	t.Helper()
 	topic := mqtest.UniqueName(t.Name())
-	var entries []kafka.ConfigEntry
-	for k, v := range configs {
-		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
+	rf := 1
+	if v, err := strconv.Atoi(os.Getenv(mqtest.EnvReplicationFactor)); err == nil && cluster.Mode() != mqtest.ModeEmbedded {
+		rf = v // a cluster tier's replication
 	}
-	ctx := ctxT(t)
-	res, err := cluster.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: entries}}})
-	require.NoError(t, err)
-	require.NoError(t, res.Errors[topic])
-	require.NoError(t, cluster.CreateTopic(ctx, topic, partitions), "waiting for the topic") // idempotent: waits until it is ready
+	require.NoError(t, mq.CreateTopics(ctxT(t), cluster.Addrs(), []mq.TopicSpec{{Name: topic, Partitions: partitions,
+		ReplicationFactor: rf, Configs: configs}}))
+	require.NoError(t, cluster.CreateTopic(ctxT(t), topic, partitions), "the helper client knows the topic") // idempotent
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
