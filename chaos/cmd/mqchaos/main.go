@@ -202,6 +202,7 @@ func orchestrate() (code int) {
 	dir := flag.String("dir", "", "directory for the run's files (default: a new directory under $TMPDIR)")
 	seed := flag.Uint64("seed", 0, "random seed (default: time-based; printed)")
 	repo := flag.String("repo", "", "repository root holding scripts/kafka (default: found from the working directory)")
+	jvmName := flag.String("jvm-name", "chaos", "scripts/kafka name of the single JVM broker (its state: .cache/kafka/run/<name>)")
 	jvmPort := flag.Int("jvm-port", 29092, "JVM broker port (its controller uses the next one); keep both below the ephemeral port range (32768-60999 on Linux), where client connections can take them")
 	clusterPort := flag.Int("cluster-port", 29200, "first port of the three-node cluster (scenarios 8-12): brokers on it and the next two, controllers on the three after")
 	clusterName := flag.String("cluster-name", "clchaos", "scripts/kafka/cluster.sh name of the three-node cluster (its state: .cache/kafka/run/<name>*)")
@@ -247,7 +248,7 @@ func orchestrate() (code int) {
 		return 2
 	}
 	e := &env{long: *long, seed: *seed, dir: *dir, verbose: *verbose, brokers: *brokers, procs: ps, lanes: *lanes, handlerDelay: *handlerDelay,
-		jvm:             &jvmBroker{repo: *repo, name: "chaos", port: *jvmPort, cport: *jvmPort + 1},
+		jvm:             &jvmBroker{repo: *repo, name: *jvmName, port: *jvmPort, cport: *jvmPort + 1},
 		cluster:         &jvmCluster{repo: *repo, name: *clusterName, port: *clusterPort},
 		maxProducerDups: *maxProducerDups, maxLogInversions: *maxLogInversions,
 		jvmReady: make(chan struct{}), clusterReady: make(chan struct{}), start: time.Now()}
