@@ -142,8 +142,10 @@ func New(cfg Config) *Fetcher {
 }
 
 // Assign starts fetching a partition from offset, or, for OffsetEarliest or
-// OffsetLatest, from the partition's first record or its end. It fails
-// when the partition is assigned already or the fetcher is closed.
+// OffsetLatest, from the partition's first record or its end. A partition
+// assigned already is revoked first: its earlier consumer (say, a worker of
+// a group generation that ended and is still finishing a handler) gets
+// ErrRevoked. It fails when the fetcher is closed.
 func (f *Fetcher) Assign(topic string, partition int32, offset int64) (*Partition, error) {
 	if offset < 0 && offset != OffsetEarliest && offset != OffsetLatest {
 		return nil, fmt.Errorf("fetch: %s[%d]: start offset %d is neither an offset nor OffsetEarliest/OffsetLatest", topic, partition, offset)
@@ -158,17 +160,22 @@ func (f *Fetcher) Assign(topic string, partition int32, offset int64) (*Partitio
 		p.reset = offset
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.closed {
+		f.mu.Unlock()
 		return nil, ErrClosed
 	}
 	key := topicPartition{topic, partition}
-	if _, ok := f.parts[key]; ok {
-		return nil, fmt.Errorf("fetch: %s[%d] is assigned already", topic, partition)
+	old := f.parts[key]
+	if old != nil {
+		f.revokeLocked(old)
 	}
 	f.parts[key] = p
 	f.unplaced++
 	f.budget.partitions.Add(1)
+	f.mu.Unlock()
+	if old != nil {
+		old.signal()
+	}
 	f.wakePlacement()
 	return p, nil
 }
@@ -178,6 +185,16 @@ func (f *Fetcher) Assign(topic string, partition int32, offset int64) (*Partitio
 // nothing.
 func (f *Fetcher) Revoke(p *Partition) {
 	f.mu.Lock()
+	f.revokeLocked(p)
+	for _, s := range f.sources {
+		s.kick() // the others' shares grew
+	}
+	f.mu.Unlock()
+	p.signal()
+}
+
+// revokeLocked revokes p. f.mu is held.
+func (f *Fetcher) revokeLocked(p *Partition) {
 	if key := (topicPartition{p.topic, p.id}); f.parts[key] == p {
 		delete(f.parts, key)
 		f.budget.partitions.Add(-1)
@@ -195,11 +212,6 @@ func (f *Fetcher) Revoke(p *Partition) {
 		p.held = 0
 	}
 	p.mu.Unlock()
-	for _, s := range f.sources {
-		s.kick() // the others' shares grew
-	}
-	f.mu.Unlock()
-	p.signal()
 }
 
 // BufferedBytes returns the bytes fetched and not yet released, by all

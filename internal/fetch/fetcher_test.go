@@ -297,8 +297,15 @@ func TestRevokeEndsNext(t *testing.T) {
 	fl.appendRecords("t", 0, 10, 5)
 	p = assign(t, f, "t", 0, 4)
 	assert.Equal(t, span(4, 10), drain(t, p, 6))
-	_, err := f.Assign("t", 0, 0)
-	assert.Error(t, err, "assigned twice")
+
+	// Assigned again while assigned: the earlier assignment is revoked.
+	again := assign(t, f, "t", 0, 8)
+	_, err := p.Next(testCtx(t))
+	assert.ErrorIs(t, err, ErrRevoked)
+	assert.Equal(t, span(8, 10), drain(t, again, 2))
+	f.Close()
+	_, err = f.Assign("t", 1, 0)
+	assert.ErrorIs(t, err, ErrClosed)
 }
 
 func TestTransactionMarkersAdvanceThePosition(t *testing.T) {
