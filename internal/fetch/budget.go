@@ -23,8 +23,11 @@ const (
 const minFetchBytes = 8 << 10
 
 // chunksPerShare is how many fetches' worth of decoded records a
-// partition's share holds.
-const chunksPerShare = 4
+// partition's share holds: one is processed while the next is fetched.
+// (Four, measured on Kafka 4.4.0 with 12 and 120 partitions, made requests
+// smaller and draining 1.5 times slower, for no gain in slow consumers'
+// memory.)
+const chunksPerShare = 2
 
 // initialRatio is the decoded-to-wire ratio a partition's first fetch
 // assumes, before its first chunk tells: compressed text commonly shrinks 2
@@ -68,10 +71,10 @@ func (b *budget) share() int64 {
 // partition holds enough and must be left out of the next request.
 //
 // The size aims at chunksPerShare fetches' worth of decoded bytes per
-// share, so that while one chunk is processed the next ones are buffered or
-// on their way: a partition keeps being fed across a few round trips. A
-// partition that holds nothing is always fetched, at least its next batch:
-// that is what makes progress possible when a share is smaller than a batch.
+// share, so that while one chunk is processed the next is buffered or on
+// its way. A partition that holds nothing is always fetched, at least its
+// next batch: that is what makes progress possible when a share is smaller
+// than a batch.
 func (b *budget) fetchSize(held int64, ratio float64, need int32) int32 {
 	share := b.share()
 	ratio = max(ratio, 1)

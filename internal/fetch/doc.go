@@ -33,9 +33,8 @@
 //   - A source decodes the partitions of each response in parallel (up to
 //     GOMAXPROCS at a time) before it builds its next request, so that
 //     every partition of a response knows its next offset and can be in
-//     that request: requests stay large, and each partition has up to four
-//     chunks of its share buffered or on their way while its consumer
-//     works.
+//     that request: requests stay large, and each partition has its next
+//     chunk buffered or on its way while its consumer works on one.
 //
 // Fetch sessions (KIP-227) are not used: a sessionless request costs about
 // 28 bytes per partition, and the budget changes partitions' sizes between

@@ -377,17 +377,16 @@ func TestBusyPartitionIsNotHeldBehindALongPoll(t *testing.T) {
 }
 
 func TestFetchSize(t *testing.T) {
-	b := budget{total: 12 << 20, partitionMax: 1 << 20}
-	b.partitions.Store(12) // shares of 1 MiB
-	assert.Equal(t, int32(256<<10), b.fetchSize(0, 1, 0), "a quarter share: three more on their way while one is processed")
-	assert.Equal(t, int32(256<<10), b.fetchSize(768<<10, 1, 0), "room for one more")
-	assert.Zero(t, b.fetchSize(800<<10, 1, 0), "a full share is not fetched")
-	assert.Equal(t, int32(64<<10), b.fetchSize(0, 4, 0), "compressed 4:1: a quarter of the bytes on the wire")
-	assert.Equal(t, int32(2<<20), b.fetchSize(0, 1, 2<<20), "a batch larger than the share is fetched whole")
-	assert.Equal(t, int32(2<<20), b.fetchSize(0, 1, 2<<20), "...when the partition holds nothing")
-	assert.Zero(t, b.fetchSize(1, 1, 2<<20), "...and only then")
+	b := budget{total: 24 << 20, partitionMax: 1 << 20}
+	b.partitions.Store(12) // shares of 2 MiB
+	assert.Equal(t, int32(1<<20), b.fetchSize(0, 1, 0), "half a share: one fetched while the other is processed")
+	assert.Equal(t, int32(1<<20), b.fetchSize(1<<20, 1, 0), "room for one more")
+	assert.Zero(t, b.fetchSize(1<<20+1, 1, 0), "a full share is not fetched")
+	assert.Equal(t, int32(256<<10), b.fetchSize(0, 4, 0), "compressed 4:1: a quarter of the bytes on the wire")
+	assert.Equal(t, int32(3<<20), b.fetchSize(0, 1, 3<<20), "a batch larger than the share is fetched whole")
+	assert.Zero(t, b.fetchSize(1, 1, 3<<20), "...when the partition holds nothing, and only then")
 
-	b.partitions.Store(10_000) // shares of 1.2 KiB
+	b.partitions.Store(10_000) // shares of 2.4 KiB
 	assert.Equal(t, int32(minFetchBytes), b.fetchSize(0, 1, 0), "never below the minimum")
 	b.partitions.Store(1)
 	assert.Equal(t, int32(1<<20), b.fetchSize(0, 1, 0), "never above the partition max")
