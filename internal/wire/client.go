@@ -82,8 +82,12 @@ func (c *Client) Metadata(ctx context.Context, topics []string) (*Metadata, erro
 	if err != nil {
 		return nil, err
 	}
+	known := make(map[int32]Broker, len(md.Brokers)) // the caller may change md
+	for id, b := range md.Brokers {
+		known[id] = b
+	}
 	c.mu.Lock()
-	c.brokers = md.Brokers
+	c.brokers = known
 	c.mu.Unlock()
 	return md, nil
 }

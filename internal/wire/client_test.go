@@ -113,10 +113,17 @@ func TestMetadataRotatesPastHungBroker(t *testing.T) {
 	})
 	c := wire.NewClient(newPool(t, &wire.Dialer{ResponseGrace: time.Millisecond}), []string{cl.Addr(0), cl.Addr(1)})
 	c.RequestTimeout = 50 * time.Millisecond
-	md, err := c.Metadata(ctxT(t), nil)
-	require.NoError(t, err)
+	// Broker 1 too must answer within RequestTimeout: on a loaded machine
+	// it may not, the first time.
+	var md *wire.Metadata
+	require.Eventually(t, func() bool {
+		var err error
+		md, err = c.Metadata(ctxT(t), nil)
+		return err == nil
+	}, waitFor, time.Millisecond)
 	assert.Len(t, md.Brokers, 2)
-	assert.Equal(t, 1, cl.Count(1, protocol.Metadata))
+	assert.GreaterOrEqual(t, cl.Count(0, protocol.Metadata), 1, "the hung broker was asked")
+	assert.GreaterOrEqual(t, cl.Count(1, protocol.Metadata), 1)
 }
 
 func TestFindCoordinatorRetries(t *testing.T) {

@@ -66,23 +66,29 @@ func (d *Dialer) DialConn(ctx context.Context, addr string) (*Conn, error) {
 	}
 	nc, err := dial(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("wire: dialing %s: %w", addr, err)
+		return nil, withCtxErr(ctx, fmt.Errorf("wire: dialing %s: %w", addr, err))
 	}
 	c, err := d.setup(ctx, nc, addr)
 	if err != nil {
 		_ = nc.Close()
-		ctxErr := ctx.Err()
-		if ctxErr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			// The only deadline set on nc is ctx's: it passed a moment
-			// before ctx's own timer fired.
-			ctxErr = context.DeadlineExceeded
-		}
-		if ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("%w (%w)", err, ctxErr)
-		}
-		return nil, err
+		return nil, withCtxErr(ctx, err)
 	}
 	return c, nil
+}
+
+// withCtxErr adds the reason ctx ended to err, when that is why err
+// happened, so that errors.Is(err, context.DeadlineExceeded) holds.
+func withCtxErr(ctx context.Context, err error) error {
+	ctxErr := ctx.Err()
+	if ctxErr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		// The only deadline set on the connection is ctx's: it passed a
+		// moment before ctx's own timer fired.
+		ctxErr = context.DeadlineExceeded
+	}
+	if ctxErr != nil && !errors.Is(err, ctxErr) {
+		return fmt.Errorf("%w (%w)", err, ctxErr)
+	}
+	return err
 }
 
 // setup runs the handshakes on a fresh TCP connection.
