@@ -111,7 +111,11 @@ func TestMetadataRotatesPastHungBroker(t *testing.T) {
 		}
 		return wiretest.Default()
 	})
-	c := wire.NewClient(newPool(t, &wire.Dialer{ResponseGrace: time.Millisecond}), []string{cl.Addr(0), cl.Addr(1)})
+	pool := newPool(t, &wire.Dialer{ResponseGrace: time.Millisecond})
+	// Connected already: the request itself, not the dial, is what hangs.
+	_, err := pool.Conn(ctxT(t), cl.Addr(0), wire.PurposeControl)
+	require.NoError(t, err)
+	c := wire.NewClient(pool, []string{cl.Addr(0), cl.Addr(1)})
 	c.RequestTimeout = 50 * time.Millisecond
 	// Broker 1 too must answer within RequestTimeout: on a loaded machine
 	// it may not, the first time.
