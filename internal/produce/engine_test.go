@@ -606,7 +606,7 @@ func TestNilKeysStickPerBatch(t *testing.T) {
 }
 
 // With idempotence a broker has several requests in flight on one
-// connection: a partition's next batches do not wait for the previous
+// connection: a partition's next full batches do not wait for the previous
 // response once one succeeded, up to MaxInFlight.
 func TestPipelinesUpToMaxInFlight(t *testing.T) {
 	f := newFakeCluster(t, 1)
@@ -620,7 +620,7 @@ func TestPipelinesUpToMaxInFlight(t *testing.T) {
 		return res
 	})
 	o := newOutcomes()
-	e := newEngine(t, f, o, nil)
+	e := newEngine(t, f, o, func(c *Config) { c.BatchRecords = 1 }) // every record is a full batch
 	first := produceN(t, e, "t", "first", 1, true)
 	o.wait(t, first) // a success: the partition may pipeline
 	holding.Store(true)
@@ -646,4 +646,26 @@ func TestPipelinesUpToMaxInFlight(t *testing.T) {
 	o.wait(t, recs)
 	requireInOrder(t, f, "t", 0, append(first, recs...))
 	assert.Equal(t, 2, f.Accepted(0), "one produce connection and one control connection")
+}
+
+// Behind a batch in flight, records that do not fill a batch wait for it
+// and leave together in the next one, instead of one small request each.
+func TestGathersBehindBatchInFlight(t *testing.T) {
+	f := newFakeCluster(t, 1)
+	f.CreateTopic("t", 1)
+	gate := make(chan struct{})
+	f.setRespond(func(_ *wiretest.Request, res wiretest.Response) wiretest.Response { return res.Until(gate) })
+	o := newOutcomes()
+	e := newEngine(t, f, o, nil)
+	first := &Record{Topic: "t", Key: []byte("first")}
+	require.NoError(t, e.Produce(context.Background(), first, true))
+	require.Eventually(t, func() bool { return f.Count(0, protocol.Produce) == 1 }, 10*time.Second, time.Millisecond)
+	later := produceN(t, e, "t", "later", 50, true)
+	close(gate)
+	o.wait(t, append(later, first))
+	requireInOrder(t, f, "t", 0, append([]*Record{first}, later...))
+	f.mu.Lock()
+	batches := f.logs[partitionKey{"t", 0}].batches
+	f.mu.Unlock()
+	assert.Equal(t, 2, batches, "the first record's batch, then one with the 50 that waited")
 }
