@@ -2,12 +2,14 @@ package produce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mqkit/mq/internal/wire"
 	"github.com/mqkit/mq/internal/wire/wiretest"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
@@ -668,4 +670,110 @@ func TestGathersBehindBatchInFlight(t *testing.T) {
 	batches := f.logs[partitionKey{"t", 0}].batches
 	f.mu.Unlock()
 	assert.Equal(t, 2, batches, "the first record's batch, then one with the 50 that waited")
+}
+
+// A batch that expires in flight and turns out not written leaves a gap:
+// the next batch's OUT_OF_ORDER_SEQUENCE_NUMBER breaks the chain, which
+// restarts under a fresh producer ID, and nothing after the gap is lost.
+func TestExpiredBatchGapRestartsChain(t *testing.T) {
+	f := newFakeCluster(t, 1)
+	f.CreateTopic("t", 1)
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	held := map[[2]int]bool{} // (connection, correlation id) of the requests answered late
+	f.setBefore(func(r *wiretest.Request, _ partitionKey, b *fakeBatch) (int16, bool) {
+		if string(b.recs[0].key) == "lost" {
+			mu.Lock()
+			held[[2]int{r.Conn, int(r.CorrelationID)}] = true
+			mu.Unlock()
+			return int16(kafka.NotEnoughReplicas), true // not written
+		}
+		return 0, false
+	})
+	f.setRespond(func(r *wiretest.Request, res wiretest.Response) wiretest.Response {
+		mu.Lock()
+		defer mu.Unlock()
+		if held[[2]int{r.Conn, int(r.CorrelationID)}] {
+			return res.Until(gate) // answered only after the record expired
+		}
+		return res
+	})
+	o := newOutcomes()
+	e := newEngine(t, f, o, func(c *Config) { c.DeliveryTimeout = 500 * time.Millisecond })
+	first := &Record{Topic: "t", Key: []byte("first")}
+	require.NoError(t, e.Produce(context.Background(), first, true))
+	o.wait(t, []*Record{first})
+	lost := &Record{Topic: "t", Key: []byte("lost")}
+	require.NoError(t, e.Produce(context.Background(), lost, true))
+	o.wait(t, []*Record{lost})
+	_, err := o.reported(lost)
+	require.ErrorContains(t, err, "may have been written")
+	after := &Record{Topic: "t", Key: []byte("after")}
+	require.NoError(t, e.Produce(context.Background(), after, true))
+	close(gate)
+	o.wait(t, []*Record{after})
+	_, err = o.reported(after)
+	require.NoError(t, err)
+	requireInOrder(t, f, "t", 0, []*Record{first, after})
+	assert.Equal(t, 2, f.Count(-1, protocol.InitProducerId), "the chain restarted under a fresh producer ID")
+}
+
+// Close gives up on a batch in flight at its timeout: the record fails with
+// ErrClosed, saying it may have been written.
+func TestCloseFailsInFlightRecords(t *testing.T) {
+	f := newFakeCluster(t, 1)
+	f.CreateTopic("t", 1)
+	gate := make(chan struct{})
+	defer close(gate)
+	f.setRespond(func(_ *wiretest.Request, res wiretest.Response) wiretest.Response { return res.Until(gate) })
+	o := newOutcomes()
+	e := newEngine(t, f, o, nil)
+	r := &Record{Topic: "t", Value: []byte("x")}
+	require.NoError(t, e.Produce(context.Background(), r, true))
+	require.Eventually(t, func() bool { return f.Count(0, protocol.Produce) == 1 }, 10*time.Second, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, e.Close(ctx), context.DeadlineExceeded)
+	ok, err := o.reported(r)
+	require.True(t, ok, "reported by the time Close returned")
+	require.ErrorIs(t, err, ErrClosed)
+	assert.Contains(t, err.Error(), "may have been written")
+	require.ErrorIs(t, e.Produce(context.Background(), &Record{Topic: "t"}, true), ErrClosed)
+}
+
+// With acks 0 nothing waits for a response: records are reported once
+// written, with unknown offsets, and no producer ID is asked for.
+func TestAcksNone(t *testing.T) {
+	f := newFakeCluster(t, 1)
+	f.CreateTopic("t", 2)
+	o := newOutcomes()
+	e := newEngine(t, f, o, func(c *Config) { c.Acks, c.Idempotent = 0, false })
+	recs := produceN(t, e, "t", "k", 20, true)
+	o.wait(t, recs)
+	for _, r := range recs {
+		_, err := o.reported(r)
+		require.NoError(t, err)
+		assert.EqualValues(t, -1, r.Offset)
+	}
+	require.Eventually(t, func() bool { return len(f.log("t", 0))+len(f.log("t", 1)) == 20 }, 10*time.Second, time.Millisecond)
+	assert.Zero(t, f.Count(-1, protocol.InitProducerId))
+}
+
+// Metadata that fails with an error no retry can fix (Config.Fatal: an
+// authentication failure) fails the waiting records at once.
+func TestFatalMetadataErrorFailsAtOnce(t *testing.T) {
+	f := newFakeCluster(t, 1)
+	f.CreateTopic("t", 1)
+	f.Handle(protocol.Metadata, func(*wiretest.Request) wiretest.Response { return wiretest.Drop() })
+	o := newOutcomes()
+	e := newEngine(t, f, o, func(c *Config) {
+		c.DeliveryTimeout = time.Hour
+		c.Fatal = func(err error) bool { return errors.Is(err, wire.ErrConnClosed) }
+	})
+	r := &Record{Topic: "t", Value: []byte("x")}
+	require.NoError(t, e.Produce(context.Background(), r, true))
+	o.wait(t, []*Record{r})
+	_, err := o.reported(r)
+	require.ErrorIs(t, err, wire.ErrConnClosed)
+	assert.Contains(t, err.Error(), `metadata for topic "t"`)
 }

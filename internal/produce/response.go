@@ -56,6 +56,9 @@ func (e *Engine) settleRequest(s *sink, req *request, res protocol.Message, err 
 		p.inflight--
 		switch {
 		case aborted:
+			if req.sent {
+				b.maybeWritten = true // the abort may have cut its response off
+			}
 			done = e.failBatch(b, closedError(b), done)
 		case err != nil && e.cfg.Fatal(err):
 			done = e.failBatch(b, fmt.Errorf("mq: produce to %s[%d]: %w", p.t.name, p.id, err), done)
