@@ -100,10 +100,7 @@ func (e *Engine) expire(now time.Time) (done []finished, wake []*sink, next time
 				}
 				b.expired = true
 				if !b.inflight {
-					if e.cfg.Idempotent && !b.maybeWritten && !b.stale && i+1 == len(p.batches) {
-						p.giveBack(b)
-					}
-					p.remove(b)
+					e.dropBatch(b)
 					i--
 					changed = true
 				}

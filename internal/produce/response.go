@@ -200,17 +200,24 @@ func (e *Engine) retryBatch(b *batch, err error, ambiguous bool, now time.Time, 
 }
 
 // failBatch fails a batch's records for good (unless they were reported
-// already) and removes it. With idempotence, a batch the broker certainly
-// did not write leaves a gap for the batches sent after it: their chain
-// breaks at once rather than after their own rejection.
+// already) and drops it.
 func (e *Engine) failBatch(b *batch, err error, done []finished) []finished {
-	p := b.p
 	if !b.expired {
 		for _, r := range b.recs {
 			done = append(done, finished{r, err})
 		}
 		b.expired = true
 	}
+	e.dropBatch(b)
+	return done
+}
+
+// dropBatch removes a batch whose records were reported. With idempotence,
+// a batch the broker certainly did not write leaves a gap: the batches sent
+// after it break their chain at once (rather than after their own
+// rejection), and when none was, its sequence numbers are given back.
+func (e *Engine) dropBatch(b *batch) {
+	p := b.p
 	if e.cfg.Idempotent && !b.maybeWritten && !b.stale && e.ctx.Err() == nil {
 		if i := p.indexOf(b); i >= 0 && i+1 < len(p.batches) {
 			p.breakChain(p.batches[i+1])
@@ -219,7 +226,6 @@ func (e *Engine) failBatch(b *batch, err error, done []finished) []finished {
 		}
 	}
 	p.remove(b)
-	return done
 }
 
 // backoff returns the wait before attempt n+1 after n failures in a row.

@@ -19,7 +19,7 @@ type batch struct {
 	attempts     int
 	inflight     bool
 	maybeWritten bool // an attempt ended without a definite answer
-	expired      bool // its records were failed by the delivery timeout while it was in flight
+	expired      bool // its records were reported already (failed): never sent again, kept only while in flight
 	stale        bool // its sequence chain broke: its records go back to the queue
 }
 
@@ -56,11 +56,13 @@ func incSeq(seq int32, n int) int32 {
 //     queue to be batched again. A fresh producer ID rather than a bumped
 //     epoch: Kafka answers InitProducerId without a transactional ID with a
 //     new ID anyway, and other partitions keep their chains.
-//   - A batch that fails for good after a definite rejection, with no batch
-//     after it, gives its sequence numbers back (the broker never saw
-//     them). A batch whose outcome is unknown (a lost response) gives
-//     nothing back; if it was not written, the batch after it hits the gap
-//     and breaks the chain.
+//   - A batch the broker certainly did not write and that is failed for good
+//     (a permanent error, its delivery timeout) breaks the chain of the
+//     batches sent after it at once; with none, it gives its sequence
+//     numbers back. A batch rejected as too large breaks the chain at
+//     itself, its records going back one per batch. A batch whose outcome is
+//     unknown (a lost response) gives nothing back; if it was not written,
+//     the batch after it hits the gap and breaks the chain.
 //   - A batch that reaches its delivery timeout is failed with an error that
 //     says whether it may have been written. If it was in flight, it stays
 //     until its response comes, to settle the chain, but is never resent.
@@ -119,7 +121,7 @@ func (p *partition) breakChain(b *batch) {
 // giveBack returns the sequence numbers of b, which failed for good after a
 // definite rejection, when no batch was sent after it.
 func (p *partition) giveBack(b *batch) {
-	if b.id.seq < 0 || b.maybeWritten || p.batches[len(p.batches)-1] != b || p.rechain {
+	if b.id.seq < 0 || b.maybeWritten || p.rechain || len(p.batches) == 0 || p.batches[len(p.batches)-1] != b {
 		return
 	}
 	p.nextSeq = b.id.seq
