@@ -650,26 +650,32 @@ func TestPipelinesUpToMaxInFlight(t *testing.T) {
 	assert.Equal(t, 2, f.Accepted(0), "one produce connection and one control connection")
 }
 
-// Behind a batch in flight, records that do not fill a batch wait for it
-// and leave together in the next one, instead of one small request each.
-func TestGathersBehindBatchInFlight(t *testing.T) {
+// Behind a request in flight, records that do not fill a batch wait for it
+// and leave together in the next request, whatever their partition,
+// instead of one small request each.
+func TestGathersBehindRequestInFlight(t *testing.T) {
 	f := newFakeCluster(t, 1)
-	f.CreateTopic("t", 1)
+	f.CreateTopic("t", 3)
 	gate := make(chan struct{})
 	f.setRespond(func(_ *wiretest.Request, res wiretest.Response) wiretest.Response { return res.Until(gate) })
 	o := newOutcomes()
-	e := newEngine(t, f, o, nil)
-	first := &Record{Topic: "t", Key: []byte("first")}
+	e := newEngine(t, f, o, func(c *Config) { c.ManualPartitions = true })
+	first := &Record{Topic: "t", Partition: 0, Key: []byte("first")}
 	require.NoError(t, e.Produce(context.Background(), first, true))
 	require.Eventually(t, func() bool { return f.Count(0, protocol.Produce) == 1 }, 10*time.Second, time.Millisecond)
-	later := produceN(t, e, "t", "later", 50, true)
+	var later []*Record
+	for i := 0; i < 30; i++ {
+		r := &Record{Topic: "t", Partition: int32(i % 3), Key: []byte(fmt.Sprint("later-", i))}
+		require.NoError(t, e.Produce(context.Background(), r, true))
+		later = append(later, r)
+	}
 	close(gate)
-	o.wait(t, append(later, first))
-	requireInOrder(t, f, "t", 0, append([]*Record{first}, later...))
-	f.mu.Lock()
-	batches := f.logs[partitionKey{"t", 0}].batches
-	f.mu.Unlock()
-	assert.Equal(t, 2, batches, "the first record's batch, then one with the 50 that waited")
+	all := append([]*Record{first}, later...)
+	o.wait(t, all)
+	for p := int32(0); p < 3; p++ {
+		requireInOrder(t, f, "t", p, all)
+	}
+	assert.Equal(t, 2, f.Count(0, protocol.Produce), "the first record's request, then one with the 30 that waited")
 }
 
 // A batch that expires in flight and turns out not written leaves a gap:

@@ -192,11 +192,12 @@ func (s *sink) take(p *partition, now time.Time, room int, first bool) (*batch, 
 	if !first && p.queue[0].size > room {
 		return nil, time.Time{}
 	}
-	// A partition with a batch in flight sends another only once a full
-	// batch is waiting: meanwhile its records gather into the next batch,
-	// as they would behind a single request in flight. Pipelining is for
-	// throughput, not for smaller batches.
-	if p.inflight > 0 && len(p.queue) < e.cfg.BatchRecords && p.queueBytes < e.cfg.BatchBytes {
+	// While the broker has a request in flight, a new batch goes out only
+	// when it is full: meanwhile records gather into the next request, as
+	// they would behind a single request in flight. Pipelining is for
+	// throughput, not for more and smaller requests (a broker handles the
+	// requests of a connection one at a time).
+	if s.inflight > 0 && len(p.queue) < e.cfg.BatchRecords && p.queueBytes < e.cfg.BatchBytes {
 		return nil, time.Time{}
 	}
 	flushed := e.flushing || (len(e.flushes) > 0 && p.queue[0].gen <= e.flushUpTo)
