@@ -325,9 +325,10 @@ func WithBatchTimeout(d time.Duration) ProducerOption {
 
 // WithCompression sets the batch compression codec. This overrides the
 // default of [CompressionNone]. Batches are compressed with kafka-go's codecs,
-// except snappy, which uses s2's fast block encoder (kafka-go's default is
-// its slower "better" level); the output is standard xerial-framed snappy
-// that every client reads.
+// except snappy, which uses s2's fast encoder (kafka-go's default is its
+// slower "better" level) and writes each batch as one raw snappy block, as
+// franz-go and librdkafka do; the Java client, kcat, kafka-go and franz-go
+// read it.
 func WithCompression(codec Compression) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.compression = codec })
 }
