@@ -19,10 +19,10 @@ import (
 // its batches in parallel before it leaves, lets a retry resend the same
 // bytes, carries the producer ID, epoch and base sequence of idempotence,
 // and lets snappy use s2's fast encoder on one block per batch (kafka-go's
-// default is the slower "better" level in 32 KiB xerial blocks, which cost a
-// third of the producer's CPU in benchmarks). Every other codec is kafka-go's own. Consumers, kcat
-// and the Java client read these batches byte for byte: the interop tests
-// check every codec.
+// default is the slower "better" level in 32 KiB xerial blocks, which cost
+// a third of the producer's CPU in benchmarks). Every other codec is
+// kafka-go's own. Consumers, kcat and the Java client read these batches
+// byte for byte: the interop tests check every codec.
 
 // Compression is a record batch codec, numbered as in Kafka's batch
 // attributes (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
