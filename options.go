@@ -307,9 +307,11 @@ func WithBatchBytes(n int) ProducerOption {
 // WithMaxRequestSize caps the size of one produce request to a broker, the
 // batches of all the partitions it leads together, like the Java client's
 // max.request.size: many busy partitions on one broker are sent in several
-// requests rather than one beyond the broker's socket.request.max.bytes. A
-// batch never exceeds it (see [WithBatchBytes]). This overrides the default
-// of 1 MiB.
+// requests rather than one beyond the broker's socket.request.max.bytes.
+// Requests are measured encoded (compressed), which is known only once they
+// are built: the producer estimates it from the compression ratio of recent
+// batches, erring on the large side. A batch's uncompressed size never
+// exceeds it (see [WithBatchBytes]). This overrides the default of 1 MiB.
 func WithMaxRequestSize(n int) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.maxRequestSize = n })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,10 @@ type Config struct {
 	BatchRecords int
 	BatchBytes   int
 	// MaxRequestBytes bounds one produce request to a broker (the batches of
-	// all its partitions). A batch is never larger than it, so it is also
-	// the largest record accepted.
+	// all its partitions), encoded: the encoded size of the batches a
+	// request takes is estimated from recent batches' compression ratio. A
+	// batch's estimated size (uncompressed) is never larger than it, so it
+	// is also the largest record accepted.
 	MaxRequestBytes int
 	// Linger is how long a partition's batch may wait for more records when
 	// none of its records is urgent.
@@ -114,6 +117,11 @@ type Engine struct {
 	wake    chan struct{} // wakes the metadata loop
 
 	buffered atomic.Int64
+	// ratioBits is the float64 bits of the ratio of encoded (compressed)
+	// to estimated batch sizes, averaged over recent batches: requests are
+	// bounded by their encoded size, which is known only after the batches
+	// of a request were chosen.
+	ratioBits atomic.Uint64
 
 	mu       sync.Mutex
 	started  bool
@@ -192,7 +200,27 @@ func New(cfg Config) (*Engine, error) {
 		genCount:  make(map[uint64]int),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.ratioBits.Store(math.Float64bits(1))
 	return e, nil
+}
+
+// ratio returns the estimated ratio of a batch's encoded size to its
+// estimated size (Record.Size summed), never below 0.05.
+func (e *Engine) ratio() float64 { return math.Float64frombits(e.ratioBits.Load()) }
+
+// observeRatio folds an encoded batch's ratio into the estimate. The
+// estimate leans to the larger ratios (it moves up at once, down slowly), so
+// that a request rarely exceeds MaxRequestBytes by much.
+func (e *Engine) observeRatio(encoded, estimated int) {
+	if estimated <= 0 {
+		return
+	}
+	r := max(float64(encoded)/float64(estimated), 0.05)
+	old := e.ratio()
+	if r < old {
+		r = old*0.9 + r*0.1
+	}
+	e.ratioBits.Store(math.Float64bits(r))
 }
 
 func setDefault[T int | time.Duration](v *T, d T) {

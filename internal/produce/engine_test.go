@@ -538,48 +538,56 @@ func TestProducerIDRefused(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// Requests stay within MaxRequestBytes: many full partitions on one broker
-// go out in several requests.
+// Requests stay within MaxRequestBytes, measured on the wire: many busy
+// partitions on one broker go out in several requests, each as full as
+// the limit allows once the compression ratio is known.
 func TestRequestsBoundedByMaxRequestBytes(t *testing.T) {
-	f := newFakeCluster(t, 1)
-	f.CreateTopic("t", 20)
-	const maxReq = 64 << 10
-	var mu sync.Mutex
-	perRequest := map[[2]int]int{} // (connection, correlation id) -> records
-	f.setBefore(func(r *wiretest.Request, _ partitionKey, b *fakeBatch) (int16, bool) {
-		mu.Lock()
-		perRequest[[2]int{r.Conn, int(r.CorrelationID)}] += len(b.recs)
-		mu.Unlock()
-		return 0, false
-	})
-	o := newOutcomes()
-	e := newEngine(t, f, o, func(c *Config) { c.ManualPartitions = true; c.MaxRequestBytes = maxReq; c.Linger = time.Hour })
-	value := make([]byte, 1000)
-	var recs []*Record
-	for p := int32(0); p < 20; p++ {
-		for i := 0; i < 10; i++ { // ~10.7 KB per partition, 214 KB in all
-			r := &Record{Topic: "t", Partition: p, Value: value}
-			require.NoError(t, e.Produce(context.Background(), r, false))
-			recs = append(recs, r)
-		}
+	for _, codec := range []Compression{CompressionNone, CompressionSnappy} {
+		t.Run(fmt.Sprint("codec-", codec), func(t *testing.T) {
+			f := newFakeCluster(t, 1)
+			f.CreateTopic("t", 20)
+			const maxReq = 64 << 10
+			var mu sync.Mutex
+			var sizes []int
+			f.setRespond(func(r *wiretest.Request, res wiretest.Response) wiretest.Response {
+				mu.Lock()
+				sizes = append(sizes, r.Size)
+				mu.Unlock()
+				return res
+			})
+			o := newOutcomes()
+			e := newEngine(t, f, o, func(c *Config) {
+				c.ManualPartitions, c.MaxRequestBytes, c.Linger, c.Compression = true, maxReq, time.Hour, codec
+			})
+			var recs []*Record
+			for p := int32(0); p < 20; p++ {
+				for i := 0; i < 10; i++ { // ~10.7 KB per partition, 214 KB in all before compression
+					r := &Record{Topic: "t", Partition: p, Value: []byte(fmt.Sprintf("%01000d", i*int(p)))}
+					require.NoError(t, e.Produce(context.Background(), r, false))
+					recs = append(recs, r)
+				}
+			}
+			require.NoError(t, e.Flush(context.Background()))
+			for _, r := range recs {
+				_, err := o.reported(r)
+				require.NoError(t, err)
+			}
+			for p := int32(0); p < 20; p++ {
+				requireInOrder(t, f, "t", p, recs)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("request sizes: %v", sizes)
+			for _, n := range sizes {
+				assert.LessOrEqual(t, n, maxReq, "request sizes: %v", sizes)
+			}
+			if codec == CompressionNone {
+				assert.GreaterOrEqual(t, len(sizes), 4, "several requests: %v", sizes)
+			} else {
+				assert.Less(t, len(sizes), 4, "compressed batches fill fewer requests: %v", sizes)
+			}
+		})
 	}
-	require.NoError(t, e.Flush(context.Background()))
-	for _, r := range recs {
-		_, err := o.reported(r)
-		require.NoError(t, err)
-	}
-	for p := int32(0); p < 20; p++ {
-		requireInOrder(t, f, "t", p, recs)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	total := 0
-	for _, n := range perRequest {
-		assert.LessOrEqual(t, n*recs[0].Size()+requestOverhead, maxReq, "records per request: %v", perRequest)
-		total += n
-	}
-	assert.Equal(t, len(recs), total)
-	assert.GreaterOrEqual(t, len(perRequest), 4, "several requests: %v", perRequest)
 }
 
 // Nil-key records stick to one partition until its batch leaves, then move

@@ -127,15 +127,19 @@ func (s *sink) build(now time.Time) (*request, time.Time) {
 	if now.Before(s.pausedTo) {
 		return nil, s.pausedTo
 	}
+	if s.inflight > 0 && !s.worthPipelining() {
+		return nil, time.Time{} // the response in flight wakes the sink
+	}
 	var (
-		req  *request
-		next time.Time
-		room = e.cfg.MaxRequestBytes - requestOverhead
-		n    = len(s.parts)
+		req   *request
+		next  time.Time
+		room  = e.cfg.MaxRequestBytes - requestOverhead
+		n     = len(s.parts)
+		ratio = e.ratio()
 	)
 	for i := 0; i < n && room > 0; i++ {
 		p := s.parts[(s.start+i)%n]
-		b, wait := s.take(p, now, room, req == nil)
+		b, wait := s.take(p, now, int(float64(room)/ratio), req == nil)
 		if b == nil {
 			next = earliest(next, wait)
 			continue
@@ -148,7 +152,7 @@ func (s *sink) build(now time.Time) (*request, time.Time) {
 		p.inflight++
 		p.inflightSink = s
 		req.batches = append(req.batches, b)
-		room -= b.bytes + len(b.p.t.name) + partitionOverhead
+		room -= int(float64(b.bytes)*ratio) + len(b.p.t.name) + partitionOverhead
 	}
 	s.start++
 	if req == nil {
@@ -156,6 +160,25 @@ func (s *sink) build(now time.Time) (*request, time.Time) {
 	}
 	s.inflight++
 	return req, time.Time{}
+}
+
+// worthPipelining reports whether a request should be sent while another
+// is in flight: only when enough is waiting (a quarter of a request, or a
+// full batch). Otherwise records gather into the next request, as they
+// would behind a single request in flight: a broker handles the requests of
+// a connection one at a time, so many small pipelined requests cost it more
+// than they save, while large ones keep it busy. Batches to send again are
+// always worth it. e.mu must be held.
+func (s *sink) worthPipelining() bool {
+	e := s.e
+	waiting := 0
+	for _, p := range s.parts {
+		if p.next < len(p.batches) || len(p.queue) >= e.cfg.BatchRecords || p.queueBytes >= e.cfg.BatchBytes {
+			return true
+		}
+		waiting += p.queueBytes
+	}
+	return float64(waiting)*e.ratio() >= float64(e.cfg.MaxRequestBytes/4)
 }
 
 // take returns p's next batch for this sink's request: the oldest one to
@@ -190,14 +213,6 @@ func (s *sink) take(p *partition, now time.Time, room int, first bool) (*batch, 
 		return nil, time.Time{}
 	}
 	if !first && p.queue[0].size > room {
-		return nil, time.Time{}
-	}
-	// While the broker has a request in flight, a new batch goes out only
-	// when it is full: meanwhile records gather into the next request, as
-	// they would behind a single request in flight. Pipelining is for
-	// throughput, not for more and smaller requests (a broker handles the
-	// requests of a connection one at a time).
-	if s.inflight > 0 && len(p.queue) < e.cfg.BatchRecords && p.queueBytes < e.cfg.BatchBytes {
 		return nil, time.Time{}
 	}
 	flushed := e.flushing || (len(e.flushes) > 0 && p.queue[0].gen <= e.flushUpTo)
@@ -317,6 +332,7 @@ func (s *sink) encode(batches []*batch) error {
 			return err
 		}
 		b.enc = buf
+		e.observeRatio(len(buf.out), b.bytes)
 		return nil
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(todo), max(1, total/parallelEncodeBytes))
