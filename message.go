@@ -26,13 +26,16 @@ type Message[T any] struct {
 	Offset    int64
 	Key       []byte
 	Value     T
-	// Tombstone marks a record with a null value: the delete marker of a
-	// compacted topic. When producing, Value is ignored and the codec is not
-	// called. Consumers do not set it yet: they pass null values to the
-	// codec as empty ones.
-	Tombstone bool
 	Headers   []Header
 	Time      time.Time
+
+	// Tombstone marks a record whose value is null: on compacted topics, a
+	// delete marker for its key. When producing, true sends a null value
+	// (Value is ignored and the codec is not called). When consuming, it is
+	// true for null-valued records, whose Value is T's zero value (the codec
+	// is not called, so a tombstone is never a poison message) and whose Raw
+	// is nil; an empty value is not a tombstone (Raw is then empty, not nil).
+	Tombstone bool
 
 	// HighWaterMark is the partition's end offset when the record was
 	// fetched (consumer side only); HighWaterMark-Offset-1 is the lag.
