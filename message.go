@@ -14,11 +14,14 @@ type Header = kafka.Header
 //
 // When consuming, every field is filled from the fetched record; keys,
 // values (Raw) and header values keep the difference between null (nil) and
-// empty (non-nil, length 0). When producing, Key, Value, Headers and Time
-// are sent (a zero Time is stamped with the current time); Topic,
-// Partition, Offset and HighWaterMark are ignored (the producer writes to
-// its own topic); a delivered message reports its Topic, Partition and
-// Offset back (see [Result]).
+// empty (non-nil, length 0). When producing, Key (nil is sent as a null key,
+// an empty slice as an empty one), Value (encoded by the codec) or
+// Tombstone, Headers and Time are sent (a zero Time is stamped with the
+// current time); Topic names the topic to write to (empty: the producer's
+// own); Partition is used only with [WithManualPartitioning] (otherwise the
+// balancer chooses); Offset, HighWaterMark and TimestampType are ignored. A
+// delivered message reports its Topic, Partition and Offset back (see
+// [Result]).
 type Message[T any] struct {
 	Topic     string
 	Partition int

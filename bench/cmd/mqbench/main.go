@@ -53,7 +53,9 @@ type sizes struct {
 	rate       int
 	slowWait   time.Duration
 	partitions int
-	h          []scale // workload h's cells
+	h          []scale       // workload h's cells
+	iDur       time.Duration // i: measured window
+	iDelay     time.Duration // i: how late the slow broker answers produce requests
 }
 
 var fullSizes = sizes{
@@ -65,7 +67,8 @@ var fullSizes = sizes{
 	fDur: 10 * time.Second,
 	g:    1_000_000, gDur: 15 * time.Second,
 	conc: 64, rate: 1000, slowWait: time.Millisecond, partitions: 12,
-	h: fullScales,
+	h:    fullScales,
+	iDur: 10 * time.Second, iDelay: 3 * time.Second,
 }
 
 var quickSizes = sizes{
@@ -77,10 +80,11 @@ var quickSizes = sizes{
 	fDur: 300 * time.Millisecond,
 	g:    100_000, gDur: 500 * time.Millisecond,
 	conc: 64, rate: 1000, slowWait: time.Millisecond, partitions: 12,
-	h: quickScales,
+	h:    quickScales,
+	iDur: time.Second, iDelay: 300 * time.Millisecond,
 }
 
-var allWorkloads = []string{"a", "b", "c", "d", "e1", "e8", "f", "g", "h12", "h120", "h1000"}
+var allWorkloads = []string{"a", "b", "c", "d", "e1", "e8", "f", "g", "h12", "h120", "h1000", "i"}
 
 var workloadTitle = map[string]string{
 	"a":  "a produce 1KiB JSON",
@@ -95,6 +99,7 @@ var workloadTitle = map[string]string{
 	"h12":   "h 12 partitions",
 	"h120":  "h 120 partitions",
 	"h1000": "h 1,000 partitions",
+	"i":     "i sync x64, 1/3 brokers slow",
 }
 
 // systemsFor lists the systems run on a workload, in table order.
@@ -126,6 +131,8 @@ func systemsFor(w string, real bool) []string {
 		}
 	case "h12", "h120", "h1000":
 		s = []string{"mq", "franz-go", "kafka-go"}
+	case "i":
+		s = []string{"mq", "franz-go"}
 	}
 	return s
 }
@@ -147,7 +154,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var wl string
 	fs.StringVar(&o.brokers, "brokers", "", "broker host:port[,host:port] (default: $KAFKA_BROKERS, else an embedded kfake broker)")
 	fs.IntVar(&o.runs, "runs", 3, "runs per system and workload; figures are medians")
-	fs.StringVar(&wl, "workloads", "a,b,c,d,e,f,g,h", "workloads to run (a-h; e runs e1 and e8, h runs h12, h120 and h1000)")
+	fs.StringVar(&wl, "workloads", "a,b,c,d,e,f,g,h,i", "workloads to run (a-i; e runs e1 and e8, h runs h12, h120 and h1000)")
 	fs.BoolVar(&o.quick, "quick", false, "tiny counts, 1 run, for CI: checks that everything runs")
 	fs.BoolVar(&o.embedded, "embedded", false, "use the embedded broker even if KAFKA_BROKERS is set")
 	fs.BoolVar(&o.markdown, "markdown", false, "print the table as Markdown")
@@ -166,7 +173,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case slices.Contains(allWorkloads, w):
 			o.workloads = append(o.workloads, w)
 		default:
-			fmt.Fprintf(stderr, "mqbench: unknown workload %q (want a-h)\n", w)
+			fmt.Fprintf(stderr, "mqbench: unknown workload %q (want a-i)\n", w)
 			return 2
 		}
 	}
@@ -198,6 +205,7 @@ type bencher struct {
 	log     io.Writer
 	results map[string]map[string][]result // workload -> system -> runs
 	topics  map[string]string              // prefilled topics by workload
+	slow    *slowCluster                   // h: three kfake brokers, one slow
 }
 
 func bench(o options, stdout, stderr io.Writer) error {
@@ -249,6 +257,9 @@ func bench(o options, stdout, stderr io.Writer) error {
 		if err := b.runWorkload(ctx, w); err != nil {
 			return fmt.Errorf("workload %s: %w", w, err)
 		}
+	}
+	if b.slow != nil {
+		b.slow.close()
 	}
 	took := time.Since(began).Round(time.Second)
 	b.logf("done in %v", took)
@@ -456,6 +467,8 @@ func (b *bencher) runOne(ctx context.Context, w, sys string, run int) (result, e
 	brokers := strings.Join(b.brokers, ",")
 	group := mqtest.UniqueName("mqbench-" + w + "-" + strings.ReplaceAll(sys, "/", "-"))
 	switch w {
+	case "i":
+		return b.runSlowBroker(ctx, s)
 	case "a", "b", "c", "f":
 		topic, err := b.newTopic(ctx, w)
 		if err != nil {
@@ -584,6 +597,8 @@ func headline(w string) (name string, f func(result) float64) {
 	switch w {
 	case "b", "f":
 		return "p50", func(r result) float64 { return r.P50 }
+	case "i":
+		return "p99", func(r result) float64 { return r.P99 }
 	case "g":
 		return "RSS", func(r result) float64 { return r.RSS }
 	}
@@ -744,6 +759,13 @@ func (b *bencher) targets() []target {
 	if mq, ok := get("g", "mq"); ok {
 		add("(g) peak RSS ≤ 256 MiB with a 1M backlog", true, mq.RSS <= 256,
 			fmt.Sprintf("mq %.0f MiB (backlog %d)", mq.RSS, b.sz.g))
+	}
+	if mq, ok := get("i", "mq"); ok {
+		detail := fmt.Sprintf("mq p50 %.2f ms, p99 %.2f ms to the healthy brokers' partitions", mq.P50, mq.P99)
+		if fr, ok := get("i", "franz-go"); ok {
+			detail += fmt.Sprintf(" (franz-go p50 %.2f ms, p99 %.2f ms)", fr.P50, fr.P99)
+		}
+		add(fmt.Sprintf("(i) one broker %v late: the others' sync sends p99 ≤ 50 ms", b.sz.iDelay), true, mq.P99 <= 50, detail)
 	}
 	b.scalingTargets(add)
 	return ts

@@ -31,6 +31,8 @@ type spec struct {
 	Rate     int           `json:"rate"`     // msgs/s (f)
 	Lanes    int           `json:"lanes"`    // mq lanes (e)
 	Wait     time.Duration `json:"wait"`     // handler wait (e, g)
+	Parts    int           `json:"parts"`    // partitions of the topic (i)
+	Slow     []int32       `json:"slow"`     // partitions led by the slow broker (i)
 }
 
 const workerTimeout = 5 * time.Minute
@@ -66,6 +68,8 @@ func runWorker(s spec) (result, error) {
 		res, err = w.endToEnd()
 	case "h12", "h120", "h1000":
 		res, err = w.drain()
+	case "i":
+		res, err = w.produceSlowBroker()
 	default:
 		err = fmt.Errorf("unknown workload %q", s.Workload)
 	}
