@@ -312,7 +312,7 @@ func (b *Backup) overlapping(ctx context.Context, ps *partitionState, id partiti
 		if err != nil {
 			return nil, err
 		}
-		if len(objs) > 0 && objs[0].Key == l.Key {
+		if slices.ContainsFunc(objs, func(o Object) bool { return o.Key == l.Key }) {
 			return overlappingOnly(objs, first, last), nil
 		}
 		// Another writer replaced it: list everything.
@@ -354,6 +354,9 @@ func (b *Backup) list(ctx context.Context, dir string, from, to int64) ([]Object
 			}
 			if o.First > to {
 				return objs, nil
+			}
+			if o.First < from {
+				continue
 			}
 			o.Size = aws.ToInt64(c.Size)
 			objs = append(objs, o)

@@ -182,8 +182,17 @@ func TestStoreIsIdempotentAcrossShiftingBoundaries(t *testing.T) {
 	}
 }
 
+// TestStoreListsFromTheLastObject checks that a store following the last
+// one lists only from the last object (one request, no fallback to a full
+// listing), on each server's reading of StartAfter.
 func TestStoreListsFromTheLastObject(t *testing.T) {
-	c := testClient(t, fakeEndpoint(t))
+	for _, srv := range servers(t) {
+		t.Run(srv.name, func(t *testing.T) { testListsFromTheLastObject(t, srv.endpoint) })
+	}
+}
+
+func testListsFromTheLastObject(t *testing.T, endpoint string) {
+	c := testClient(t, endpoint)
 	bucket := newBucket(t, c)
 	f := &faultyAPI{API: c}
 	b, err := New(f, bucket, WithPrefix("p"))

@@ -16,6 +16,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 )
 
 // s3Server is an S3 endpoint for a test: gofakes3 in process, or the
@@ -87,7 +88,31 @@ func newBucket(t testing.TB, c *s3.Client) string {
 	defer cancel()
 	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
 	require.NoError(t, err)
+	t.Cleanup(func() { deleteBucket(c, name) })
 	return name
+}
+
+// deleteBucket deletes a bucket and its objects, so that a long-running
+// server does not pile up test data (SeaweedFS gives every bucket volumes of
+// its own). Errors are ignored: the data is disposable.
+func deleteBucket(c *s3.Client, bucket string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket)}
+	for {
+		out, err := c.ListObjectsV2(ctx, in)
+		if err != nil {
+			return
+		}
+		for _, o := range out.Contents {
+			_, _ = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		in.ContinuationToken = out.NextContinuationToken
+	}
+	_, _ = c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)})
 }
 
 // listAll returns every backup object under prefix.
@@ -130,4 +155,14 @@ func offsetCounts(t testing.TB, c API, bucket, prefix string) map[int]map[int64]
 		}
 	}
 	return counts
+}
+
+// testLogger logs at info level when MQ_S3_TEST_LOG is set, else nothing.
+func testLogger(t testing.TB) *zap.Logger {
+	if os.Getenv("MQ_S3_TEST_LOG") == "" {
+		return zap.NewNop()
+	}
+	l, err := zap.NewDevelopment()
+	require.NoError(t, err)
+	return l
 }

@@ -57,14 +57,17 @@ func rootDir(prefix string) string {
 }
 
 // listFrom returns the StartAfter key of a listing of a partition's objects
-// that begins with the first object starting at offset from or later: "/"
-// sorts after "-", so "<dir><from-1>/" follows every key of an object
-// starting at from-1 and precedes those starting at from.
+// that begins with the first object starting at offset from or later:
+// "<dir><from-1>-~" sorts after every key of an object starting at from-1
+// ("~" sorts after the digits) and before those starting at from. It has no
+// "/" after dir, because SeaweedFS reads a StartAfter with one as a directory
+// and starts the listing at that directory's name. Callers still skip keys
+// before from, in case a server starts the listing earlier.
 func listFrom(dir string, from int64) string {
 	if from <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("%s%0*d/", dir, offsetDigits, from-1)
+	return fmt.Sprintf("%s%0*d-~", dir, offsetDigits, from-1)
 }
 
 // ParseObjectKey parses a key made by [ObjectKey] with the same prefix. It

@@ -60,13 +60,17 @@ s3_log "starting SeaweedFS $SEAWEEDFS_VERSION '$name', S3 on 127.0.0.1:$port (lo
 : >"$logfile"
 # setsid + all fds redirected: the server outlives this script and never
 # holds its stdout. Unix sockets go to the state dir instead of /tmp.
+# Every bucket is a SeaweedFS collection with volumes of its own, made on its
+# first write (1 at a time here instead of 7) and sparse (64 MiB at most):
+# -volume.max=0 sizes the pool from the free disk space, so tests can make
+# many buckets.
 # shellcheck disable=SC2016 # $$ and $0 expand in the child shell
-setsid bash -c 'printf "%s\n" "$$" >"$0"; exec "$@"' "$pidfile" \
+WEED_MASTER_VOLUME_GROWTH_COPY_1=1 setsid bash -c 'printf "%s\n" "$$" >"$0"; exec "$@"' "$pidfile" \
   "$weed" server -dir="$data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
   -s3 -s3.port="$port" -s3.port.grpc=$((port + 7)) -s3.localSocket="$state/s3.sock" \
   -s3.port.iceberg=0 -s3.port.lance=0 \
-  -master.port=$((port + 1)) -master.port.grpc=$((port + 2)) -master.volumeSizeLimitMB=256 \
-  -volume.port=$((port + 3)) -volume.port.grpc=$((port + 4)) -volume.max=32 \
+  -master.port=$((port + 1)) -master.port.grpc=$((port + 2)) -master.volumeSizeLimitMB=64 \
+  -volume.port=$((port + 3)) -volume.port.grpc=$((port + 4)) -volume.max=0 \
   -filer -filer.port=$((port + 5)) -filer.port.grpc=$((port + 6)) -filer.localSocket="$state/filer.sock" \
   </dev/null >>"$logfile" 2>&1 &
 for _ in $(seq 1 100); do
