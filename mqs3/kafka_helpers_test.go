@@ -216,15 +216,23 @@ func testMessages(n, size int) []mq.Message[[]byte] {
 // produce sends msgs to topic (keyed partitioning, acks=all).
 func produce(t testing.TB, addrs []string, topic string, msgs []mq.Message[[]byte]) {
 	t.Helper()
+	require.NoError(t, produceErr(addrs, topic, msgs))
+}
+
+func produceErr(addrs []string, topic string, msgs []mq.Message[[]byte]) error {
 	p, err := mq.NewProducer[[]byte](addrs, topic, mq.WithCodec[[]byte](mq.BytesCodec{}), mq.WithBatchTimeout(5*time.Millisecond))
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	defer p.Close()
 	for len(msgs) > 0 {
 		n := min(len(msgs), 2000)
-		_, err := p.SendMessages(context.Background(), msgs[:n]...)
-		require.NoError(t, err)
+		if _, err := p.SendMessages(context.Background(), msgs[:n]...); err != nil {
+			return err
+		}
 		msgs = msgs[n:]
 	}
+	return nil
 }
 
 // uniqueName returns a topic or group name unique to this run.
