@@ -3,6 +3,7 @@ package mqs3
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -23,6 +24,10 @@ type ClientConfig struct {
 	// default chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the shared
 	// config and credentials files, or the instance role.
 	Anonymous bool
+	// HTTPClient, if set, sends the requests (the SDK's default client
+	// otherwise). Give one whose transport you can close, to release idle
+	// connections when done.
+	HTTPClient *http.Client
 }
 
 // NewClient returns an S3 client for cfg. It leaves request checksums to
@@ -46,6 +51,9 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*s3.Client, error) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			o.UsePathStyle = true
+		}
+		if cfg.HTTPClient != nil {
+			o.HTTPClient = cfg.HTTPClient
 		}
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
