@@ -51,7 +51,9 @@ type fileTarget struct {
 	counter *BackupCounter
 }
 
-func (f *fileTarget) Handler() mq.Handler[MessageEvent] { return mq.HandlerFunc[MessageEvent](f.b.Append) }
+func (f *fileTarget) Handler() mq.Handler[MessageEvent] {
+	return mq.HandlerFunc[MessageEvent](f.b.Append)
+}
 
 func (f *fileTarget) Count(context.Context) (int, int, error) { return f.counter.Count() }
 
