@@ -114,7 +114,7 @@ func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) 
 	if c.closed {
 		return ErrClosed
 	}
-	rh, err := newRegisteredHandler(len(c.handlers), h, c.cfg.retry, opts)
+	rh, err := newRegisteredHandler(len(c.handlers), h, c.cfg.retry, c.cfg.retryableIf, opts)
 	if err != nil {
 		return err
 	}

@@ -50,12 +50,24 @@
 // message) makes it return a [*DecodeError]. In both cases nothing past the
 // message is committed, so a restart delivers it again.
 //
-// Handlers can mark an error with [Permanent] to skip retries. What happens
-// to a message once its handlers gave up is chosen with [WithRecoverer]:
-// [StopRecoverer] (the default), [SkipRecoverer], [DeadLetterRecoverer], or
-// non-blocking retry topics with [RetryTopicRecoverer]. [Redrive] moves
+// Handlers can mark an error with [Permanent] to skip retries, and
+// [WithRetryableIf] / [WithHandlerRetryableIf] classify errors once ([NotRetryable],
+// [RetryableOnly]). What happens to a message once its handlers gave up is
+// chosen with [WithRecoverer]: [StopRecoverer] (the default), [SkipRecoverer],
+// [DeadLetterRecoverer], non-blocking retry topics with [RetryTopicRecoverer],
+// or a function of your own with [FuncRecoverer]. [Redrive] moves
 // dead-lettered messages back. [Middleware] wraps handlers ([Chain],
 // [CatchPanics], [Timeout], [Retry], [Logging]).
+//
+// # Administration
+//
+// Producers and consumers never create topics. [CreateTopics] creates them
+// idempotently (with [Recoverer.TopicSpecs] for retry and dead-letter
+// topics) and returns once every broker knows their leaders; [DescribeTopic]
+// and [DeleteTopics] complete it. [GroupOffsets] reads a group's committed
+// offsets and lag; [ResetOffsets] moves them to the earliest or latest
+// record, a time, or given offsets, refusing while the group has members
+// (the mq-offsets command does the same from a shell).
 //
 // # Shutdown
 //

@@ -70,6 +70,25 @@ func (e *HandlerError) Error() string {
 // Unwrap returns the handler's last error.
 func (e *HandlerError) Unwrap() error { return e.Err }
 
+// RecovererError reports a message a [FuncRecoverer] gave up on by returning
+// an error marked with [Permanent]. The consumer stops on it and commits
+// nothing past the message.
+type RecovererError struct {
+	// Failure is why the message reached the recoverer: a [*HandlerError]
+	// or a [*DecodeError] naming it.
+	Failure error
+	// Err is the recoverer's error.
+	Err error
+}
+
+func (e *RecovererError) Error() string {
+	return fmt.Sprintf("mq: recoverer gave up: %v (after %v)", e.Err, e.Failure)
+}
+
+// Unwrap returns the recoverer's error and the failure, so errors.As finds
+// either.
+func (e *RecovererError) Unwrap() []error { return []error{e.Err, e.Failure} }
+
 // PanicError is the error a panicking handler is turned into. It is treated as
 // any other handler failure: retried, and never a lost message.
 type PanicError struct {
@@ -129,6 +148,79 @@ func (e *UndeliveredError) Is(target error) bool { return target == ErrUndeliver
 
 // Unwrap returns the last delivery error.
 func (e *UndeliveredError) Unwrap() error { return e.Last }
+
+// TopicError reports why [CreateTopics], [DeleteTopics] or [DescribeTopic]
+// failed for one topic. Err wraps the broker's error code and message where
+// there is one, so errors.Is(err, kafka.InvalidConfiguration) tells an
+// invalid config apart.
+type TopicError struct {
+	Topic string
+	// Op is "create", "delete" or "describe".
+	Op  string
+	Err error
+}
+
+func (e *TopicError) Error() string { return fmt.Sprintf("mq: %s topic %q: %v", e.Op, e.Topic, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *TopicError) Unwrap() error { return e.Err }
+
+// PartitionCountError reports a topic [CreateTopics] found already existing
+// with another number of partitions than requested. mq never changes the
+// partition count of an existing topic (adding partitions moves keys to
+// other partitions).
+type PartitionCountError struct {
+	Topic      string
+	Partitions int // the topic's partitions
+	Requested  int
+}
+
+func (e *PartitionCountError) Error() string {
+	return fmt.Sprintf("mq: topic %q already exists with %d partition(s), not the %d requested",
+		e.Topic, e.Partitions, e.Requested)
+}
+
+// ReplicationFactorError reports a topic whose requested replication factor
+// is above the number of brokers in the cluster.
+type ReplicationFactorError struct {
+	Topic             string
+	ReplicationFactor int
+	// Brokers is the number of brokers in the cluster's metadata.
+	Brokers int
+	// Err is the broker's INVALID_REPLICATION_FACTOR error with its message,
+	// or nil when mq refused before asking.
+	Err error
+}
+
+func (e *ReplicationFactorError) Error() string {
+	msg := fmt.Sprintf("mq: topic %q: replication factor %d is above the %d broker(s) of the cluster",
+		e.Topic, e.ReplicationFactor, e.Brokers)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the broker's error, if any.
+func (e *ReplicationFactorError) Unwrap() error { return e.Err }
+
+// ActiveGroupError reports a consumer group with members, whose offsets
+// [ResetOffsets] does not reset: a running consumer would commit its own
+// positions over them, and brokers refuse commits from outside a group that
+// has members.
+type ActiveGroupError struct {
+	Group string
+	// State is the group's state as its coordinator names it (Stable,
+	// PreparingRebalance, CompletingRebalance).
+	State string
+	// Members is the number of members the coordinator reported.
+	Members int
+}
+
+func (e *ActiveGroupError) Error() string {
+	return fmt.Sprintf("mq: consumer group %q is active (state %s, %d member(s)): stop its consumers first, "+
+		"or force the reset to remove members that are gone", e.Group, e.State, e.Members)
+}
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidOption, fmt.Sprintf(format, args...))

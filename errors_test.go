@@ -140,6 +140,12 @@ func TestErrorMessagesStyle(t *testing.T) {
 		"PanicError":         &mq.PanicError{Value: "bad"},
 		"BatchError":         &mq.BatchError{Errors: []error{errors.New("bad")}},
 		"UndeliveredError":   &mq.UndeliveredError{Count: 1, Last: errors.New("bad")},
+		"RecovererError": &mq.RecovererError{Err: errors.New("bad"),
+			Failure: &mq.HandlerError{Topic: "t", Handler: "h", Attempts: 1, Err: errors.New("bad")}},
+		"TopicError":             &mq.TopicError{Topic: "t", Op: "create", Err: errors.New("bad")},
+		"PartitionCountError":    &mq.PartitionCountError{Topic: "t", Partitions: 3, Requested: 6},
+		"ReplicationFactorError": &mq.ReplicationFactorError{Topic: "t", ReplicationFactor: 3, Brokers: 1},
+		"ActiveGroupError":       &mq.ActiveGroupError{Group: "g", State: "Stable", Members: 2},
 	}
 	// An invalid option error, as the constructors return it.
 	_, err := mq.NewProducer[int](nil, "t")

@@ -77,12 +77,24 @@ func isNil(v any) bool {
 }
 
 type registeredHandler[T any] struct {
-	name  string
-	h     Handler[T]
-	retry RetryPolicy
+	name        string
+	h           Handler[T]
+	retry       RetryPolicy
+	retryableIf func(error) bool // nil: every error not marked Permanent is retried
 }
 
-func newRegisteredHandler[T any](index int, h Handler[T], defaultRetry RetryPolicy, opts []HandlerOption) (registeredHandler[T], error) {
+// retryable reports whether err is worth another attempt: it is not marked
+// [Permanent] and the handler's (or else the consumer's) classification
+// allows it.
+func (h *registeredHandler[T]) retryable(err error) bool {
+	if IsPermanent(err) {
+		return false
+	}
+	return h.retryableIf == nil || h.retryableIf(err)
+}
+
+func newRegisteredHandler[T any](index int, h Handler[T], defaultRetry RetryPolicy, defaultRetryableIf func(error) bool,
+	opts []HandlerOption) (registeredHandler[T], error) {
 	var cfg handlerConfig
 	for _, o := range opts {
 		if o != nil {
@@ -109,5 +121,9 @@ func newRegisteredHandler[T any](index int, h Handler[T], defaultRetry RetryPoli
 	if cfg.timeout > 0 {
 		mw = append(mw, Timeout[T](cfg.timeout))
 	}
-	return registeredHandler[T]{name: cfg.name, h: Chain(h, mw...), retry: retry}, nil
+	retryableIf := defaultRetryableIf
+	if cfg.retryableIf != nil {
+		retryableIf = cfg.retryableIf
+	}
+	return registeredHandler[T]{name: cfg.name, h: Chain(h, mw...), retry: retry, retryableIf: retryableIf}, nil
 }

@@ -26,6 +26,7 @@ const (
 	OutcomeSkipped      Outcome = "skipped"       // SkipRecoverer
 	OutcomeDeadLettered Outcome = "dead_lettered" // written to the dead-letter topic
 	OutcomeRetryTopic   Outcome = "retry_topic"   // moved to a retry topic
+	OutcomeRecovered    Outcome = "recovered"     // a FuncRecoverer took care of it
 	OutcomeFailed       Outcome = "failed"        // StopRecoverer: the consumer stops
 	OutcomeAbandoned    Outcome = "abandoned"     // stopping or shutdown timeout: left uncommitted
 )

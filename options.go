@@ -23,11 +23,13 @@ type ConsumerOption interface {
 	applyConsumer(*consumerConfig)
 }
 
-// Option configures producers, consumers and [Redrive] alike.
+// Option configures producers, consumers, [Redrive] and the admin functions
+// alike.
 type Option interface {
 	ProducerOption
 	ConsumerOption
 	RedriveOption
+	AdminOption
 }
 
 type producerOptionFunc func(*producerConfig)
@@ -43,6 +45,7 @@ type commonOption func(*commonConfig)
 func (f commonOption) applyProducer(c *producerConfig) { f(&c.commonConfig) }
 func (f commonOption) applyConsumer(c *consumerConfig) { f(&c.commonConfig) }
 func (f commonOption) applyRedrive(c *redriveConfig)   { f(&c.commonConfig) }
+func (f commonOption) applyAdmin(c *adminConfig)       { f(&c.commonConfig) }
 
 // commonConfig holds settings shared by producers and consumers.
 type commonConfig struct {
@@ -431,6 +434,7 @@ type consumerConfig struct {
 	recoverer         Recoverer
 	lanes             int
 	stuckThreshold    time.Duration
+	retryableIf       func(error) bool
 }
 
 func defaultConsumerConfig() consumerConfig {
@@ -610,6 +614,18 @@ func WithRecoverer(r Recoverer) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.recoverer = r })
 }
 
+// WithRetryableIf sets which handler errors are worth retrying: an error for
+// which retryable returns false is not retried, and the message goes to the
+// recoverer at once, exactly as with [Permanent] (with [RetryTopicRecoverer],
+// straight to the dead-letter topic). Build retryable with [NotRetryable] or
+// [RetryableOnly], or write your own (errors.As picks out error types).
+// Errors marked with [Permanent] are never retried, whatever retryable says.
+// A handler's [WithHandlerRetryableIf] wins over it. The default, like a nil
+// retryable, retries every error.
+func WithRetryableIf(retryable func(err error) bool) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.retryableIf = retryable })
+}
+
 // WithLanes processes up to n messages of each partition concurrently, in n
 // lanes chosen by key hash: messages with the same key stay in order, messages
 // with different keys overlap (nil keys are spread by offset). Offsets are
@@ -699,9 +715,10 @@ type handlerOptionFunc func(*handlerConfig)
 func (f handlerOptionFunc) applyHandler(c *handlerConfig) { f(c) }
 
 type handlerConfig struct {
-	name    string
-	retry   *RetryPolicy
-	timeout time.Duration
+	name        string
+	retry       *RetryPolicy
+	timeout     time.Duration
+	retryableIf func(error) bool
 }
 
 // WithHandlerName names the handler in logs and errors. The default is
@@ -718,4 +735,58 @@ func WithHandlerRetryPolicy(p RetryPolicy) HandlerOption {
 // WithHandlerTimeout bounds each call of this handler with [Timeout].
 func WithHandlerTimeout(d time.Duration) HandlerOption {
 	return handlerOptionFunc(func(c *handlerConfig) { c.timeout = d })
+}
+
+// WithHandlerRetryableIf overrides the consumer's [WithRetryableIf] for this
+// handler: its errors for which retryable returns false are not retried. A
+// nil retryable keeps the consumer's.
+func WithHandlerRetryableIf(retryable func(err error) bool) HandlerOption {
+	return handlerOptionFunc(func(c *handlerConfig) { c.retryableIf = retryable })
+}
+
+// ----- admin options -----
+
+// AdminOption configures the admin functions: [CreateTopics],
+// [DeleteTopics], [DescribeTopic], [GroupOffsets] and [ResetOffsets]. The
+// common options ([WithLogger], [WithClientID], [WithDialTimeout], [WithTLS],
+// [WithSASL]) are AdminOptions too; [WithCodec] and [WithObserver] are
+// ignored by them, and the WithReset… options are read by [ResetOffsets]
+// only.
+type AdminOption interface {
+	applyAdmin(*adminConfig)
+}
+
+type adminOptionFunc func(*adminConfig)
+
+func (f adminOptionFunc) applyAdmin(c *adminConfig) { f(c) }
+
+type adminConfig struct {
+	commonConfig
+	resetPartitions []int
+	resetForce      bool
+	resetDryRun     bool
+}
+
+// WithResetPartitions makes [ResetOffsets] reset only the given partitions
+// instead of every partition of the topic. It cannot be combined with
+// [ResetToOffsets], which names its partitions itself.
+func WithResetPartitions(partitions ...int) AdminOption {
+	return adminOptionFunc(func(c *adminConfig) { c.resetPartitions = append([]int(nil), partitions...) })
+}
+
+// WithResetForce makes [ResetOffsets] proceed when the group has members:
+// it first removes them from the group (as Kafka's
+// kafka-streams-application-reset --force does, KIP-571), waits for the group
+// to be empty, then commits. It is meant for members that are gone but not
+// yet expired (a crashed process, a long session timeout). A consumer that is
+// still running rejoins at its next heartbeat and may commit its own
+// positions over the reset: stop consumers before resetting their group.
+func WithResetForce(enabled bool) AdminOption {
+	return adminOptionFunc(func(c *adminConfig) { c.resetForce = enabled })
+}
+
+// WithResetDryRun makes [ResetOffsets] compute and return the plan without
+// committing anything (and without removing members, even when forced).
+func WithResetDryRun(enabled bool) AdminOption {
+	return adminOptionFunc(func(c *adminConfig) { c.resetDryRun = enabled })
 }

@@ -3,6 +3,7 @@ package mq
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ type handlerRun struct {
 	attempts int
 	next     time.Time
 	err      error
+	final    bool // gave up because err is not retryable, not for lack of attempts
 }
 
 // failure describes a message the pipeline gave up on.
@@ -37,6 +39,7 @@ type failure struct {
 	handlers []string // failing handlers
 	attempts int      // most calls of a failing handler, in this tier
 	done     []string // handlers that succeeded
+	final    bool     // every failing handler's error was not retryable: no retry tier
 }
 
 // process runs the pipeline on one message and reports whether its offset may
@@ -142,8 +145,8 @@ func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageI
 				if errors.As(run.err, &perr) {
 					fields = append(fields, zap.ByteString("stack", perr.Stack))
 				}
-				if IsPermanent(run.err) || run.attempts >= h.retry.MaxAttempts {
-					p.log.Warn("handler gave up on the message", fields...)
+				if run.final = !h.retryable(run.err); run.final || run.attempts >= h.retry.MaxAttempts {
+					p.log.Warn("handler gave up on the message", append(fields, zap.Bool("retryable", !run.final))...)
 					failed = append(failed, run)
 					continue
 				}
@@ -184,10 +187,11 @@ func (p *processor[T]) run(ctx context.Context, m *kafka.Message, info *MessageI
 	if len(failed) == 0 {
 		return true, OutcomeHandled, nil
 	}
-	f := &failure{err: failed[0].err, done: done}
+	f := &failure{err: failed[0].err, done: done, final: true}
 	for _, run := range failed {
 		f.handlers = append(f.handlers, p.s.handlers[run.idx].name)
 		f.attempts = max(f.attempts, run.attempts)
+		f.final = f.final && run.final
 	}
 	return p.applyRecoverer(m, f)
 }
@@ -247,21 +251,79 @@ func (p *processor[T]) applyRecoverer(m *kafka.Message, f *failure) (bool, Outco
 	case recoverDeadLetter:
 		return published(p.publish(r.deadLetterTopic(c.topic), m, f, 0), OutcomeDeadLettered, f.err)
 	case recoverRetryTopics:
-		if f.decode || p.tier >= len(r.delays) {
+		// Errors that are not retryable skip the retry tiers too.
+		if f.decode || f.final || p.tier >= len(r.delays) {
 			return published(p.publish(r.deadLetterTopic(c.topic), m, f, 0), OutcomeDeadLettered, f.err)
 		}
 		return published(p.publish(r.retryTopics(c.topic)[p.tier], m, f, p.tier+1), OutcomeRetryTopic, f.err)
+	case recoverFunc:
+		return p.recoverWith(r.fn, m, f)
 	}
 	if f.decode {
 		p.log.Error("poison message: stopping the consumer", fields...)
-		p.s.fail(f.err) // a *DecodeError
-		return false, OutcomeFailed, f.err
+	} else {
+		p.log.Error("handler failed for good: stopping the consumer", fields...)
 	}
-	p.log.Error("handler failed for good: stopping the consumer", fields...)
-	herr := &HandlerError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+	err := stopError(m, f)
+	p.s.fail(err)
+	return false, OutcomeFailed, err
+}
+
+// stopError is the error Run returns when the consumer stops on a failed
+// message: the *DecodeError, or a *HandlerError naming the message.
+func stopError(m *kafka.Message, f *failure) error {
+	if f.decode {
+		return f.err // a *DecodeError
+	}
+	return &HandlerError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
 		Handler: strings.Join(f.handlers, ","), Attempts: f.attempts, Err: f.err}
-	p.s.fail(herr)
-	return false, OutcomeFailed, herr
+}
+
+// recoverWith hands a failed message to a [FuncRecoverer] until it returns
+// nil (the message may be committed), an error marked [Permanent] (the
+// consumer stops) or the consumer stops. Other errors are retried with
+// backoff; nothing past the message is committed meanwhile, as when a
+// dead-letter write fails.
+func (p *processor[T]) recoverWith(fn func(context.Context, FailedMessage) error, m *kafka.Message, f *failure) (bool, Outcome, error) {
+	c := p.s.c
+	fm := FailedMessage{
+		Message: Message[[]byte]{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value,
+			Headers: m.Headers, Time: m.Time, HighWaterMark: m.HighWaterMark, Raw: m.Value},
+		Group: c.group, Err: f.err, Handlers: f.handlers, Attempts: f.attempts,
+	}
+	bo := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
+	for attempt := 1; ; attempt++ {
+		err := callRecoverer(p.hard, fn, fm)
+		if err == nil {
+			c.recovered.Add(1)
+			p.log.Info("failed message recovered", zap.Int64("offset", m.Offset), zap.Error(f.err))
+			return true, OutcomeRecovered, f.err
+		}
+		if IsPermanent(err) {
+			rerr := &RecovererError{Failure: stopError(m, f), Err: err}
+			p.log.Error("recoverer gave up on the message: stopping the consumer", zap.Int64("offset", m.Offset), zap.Error(rerr))
+			p.s.fail(rerr)
+			return false, OutcomeFailed, rerr
+		}
+		if p.stoppedWaiting("recoverer", m, err) {
+			return false, OutcomeAbandoned, f.err
+		}
+		p.log.Error("recoverer failed; retrying, nothing is committed meanwhile",
+			zap.Int64("offset", m.Offset), zap.Int("attempt", attempt), zap.Error(err))
+		if !sleepCtx(p.soft, bo.Delay(attempt)) {
+			return false, OutcomeAbandoned, f.err
+		}
+	}
+}
+
+// callRecoverer calls fn, turning a panic into a *PanicError.
+func callRecoverer(ctx context.Context, fn func(context.Context, FailedMessage) error, fm FailedMessage) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return fn(ctx, fm)
 }
 
 func published(ok bool, outcome Outcome, err error) (bool, Outcome, error) {

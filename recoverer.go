@@ -1,8 +1,10 @@
 package mq
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 )
@@ -22,6 +24,36 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
+}
+
+// NotRetryable returns a classification for [WithRetryableIf] and
+// [WithHandlerRetryableIf] under which errors matching any of targets
+// (errors.Is) are not retried and every other error is, in the spirit of
+// Spring's addNotRetryableExceptions:
+//
+//	mq.WithRetryableIf(mq.NotRetryable(ErrInvalidOrder, sql.ErrNoRows))
+func NotRetryable(targets ...error) func(err error) bool {
+	targets = append([]error(nil), targets...)
+	return func(err error) bool { return !isAny(err, targets) }
+}
+
+// RetryableOnly returns a classification for [WithRetryableIf] and
+// [WithHandlerRetryableIf] under which only errors matching one of targets
+// (errors.Is) are retried; every other error goes to the recoverer at once.
+//
+//	mq.WithRetryableIf(mq.RetryableOnly(context.DeadlineExceeded, ErrServiceUnavailable))
+func RetryableOnly(targets ...error) func(err error) bool {
+	targets = append([]error(nil), targets...)
+	return func(err error) bool { return isAny(err, targets) }
+}
+
+func isAny(err error, targets []error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
 }
 
 type permanentError struct{ err error }
@@ -53,17 +85,20 @@ const (
 	recoverSkip
 	recoverDeadLetter
 	recoverRetryTopics
+	recoverFunc
 )
 
 // Recoverer decides what happens to a message once its handlers gave up on it
-// (retries exhausted or a [Permanent] error) or its value could not be
-// decoded. Build one with [StopRecoverer], [SkipRecoverer],
-// [DeadLetterRecoverer] or [RetryTopicRecoverer] and pass it to
-// [WithRecoverer]. The zero value is [StopRecoverer].
+// (retries exhausted, a [Permanent] error, or one [WithRetryableIf] does not
+// retry) or its value could not be decoded. Build one with [StopRecoverer],
+// [SkipRecoverer], [DeadLetterRecoverer], [RetryTopicRecoverer] or
+// [FuncRecoverer] and pass it to [WithRecoverer]. The zero value is
+// [StopRecoverer].
 type Recoverer struct {
 	kind   recoverKind
 	dlt    string
 	delays []time.Duration
+	fn     func(context.Context, FailedMessage) error
 }
 
 // StopRecoverer stops the consumer: Run returns a [*HandlerError] or
@@ -102,13 +137,70 @@ func RetryTopicRecoverer(delays []time.Duration, deadLetterTopic string) Recover
 	return Recoverer{kind: recoverRetryTopics, dlt: deadLetterTopic, delays: append([]time.Duration(nil), delays...)}
 }
 
+// FailedMessage is what a [FuncRecoverer] receives: a message whose handlers
+// gave up on it, or whose value could not be decoded.
+type FailedMessage struct {
+	// Message is the record as consumed: topic, partition, offset, key,
+	// headers, time, and the value's bytes undecoded (Value and Raw are the
+	// same bytes).
+	Message Message[[]byte]
+	// Group is the consumer group.
+	Group string
+	// Err says why: a [*DecodeError] for a value that could not be decoded,
+	// else the last error of the first handler that gave up.
+	Err error
+	// Handlers names the handlers that gave up (none for a decode failure).
+	Handlers []string
+	// Attempts is the most calls one of those handlers got for the message
+	// (0 for a decode failure).
+	Attempts int
+}
+
+// FuncRecoverer hands every failed message to fn, for recoveries the
+// built-in recoverers do not cover (a table of failed orders, an alert, a
+// topic of your own making). fn runs on the message's partition goroutine
+// (concurrently for different partitions and lanes), with the handlers'
+// context; the partition waits for it. What it returns decides:
+//
+//   - nil: the message is done and may be committed (counted in
+//     [ConsumerStats].Recovered, outcome [OutcomeRecovered]);
+//   - an error: fn is called again for the same message with backoff (100ms
+//     doubling to 5s), and nothing from the message on is committed
+//     meanwhile, so a stop or crash delivers it again; a panic counts as
+//     such an error;
+//   - an error marked with [Permanent]: the consumer stops as with
+//     [StopRecoverer], and Run returns a [*RecovererError] wrapping fn's
+//     error and the message's [*HandlerError] or [*DecodeError].
+//
+// A nil fn is an invalid option.
+func FuncRecoverer(fn func(ctx context.Context, f FailedMessage) error) Recoverer {
+	return Recoverer{kind: recoverFunc, fn: fn}
+}
+
 // Topics returns the topics the recoverer writes to for a consumer of topic
 // (retry tiers, then the dead-letter topic), so they can be created ahead of
-// time: mq never creates topics.
+// time (see [Recoverer.TopicSpecs] and [CreateTopics]): consumers never
+// create topics.
 func (r Recoverer) Topics(topic string) []string {
 	out := r.retryTopics(topic)
 	if r.kind == recoverDeadLetter || r.kind == recoverRetryTopics {
 		out = append(out, r.deadLetterTopic(topic))
+	}
+	return out
+}
+
+// TopicSpecs returns main followed by the retry and dead-letter topics the
+// recoverer writes to for a consumer of main.Name, each with main's
+// partitions, replication factor and configs, ready for [CreateTopics]:
+//
+//	err := mq.CreateTopics(ctx, brokers, recoverer.TopicSpecs(mq.TopicSpec{Name: "orders", Partitions: 6, ReplicationFactor: 3}))
+func (r Recoverer) TopicSpecs(main TopicSpec) []TopicSpec {
+	out := []TopicSpec{main}
+	for _, name := range r.Topics(main.Name) {
+		t := main
+		t.Name = name
+		t.Configs = maps.Clone(main.Configs)
+		out = append(out, t)
 	}
 	return out
 }
@@ -139,6 +231,8 @@ func (r Recoverer) String() string {
 		return "dead-letter"
 	case recoverRetryTopics:
 		return fmt.Sprintf("retry-topics%v", r.delays)
+	case recoverFunc:
+		return "func"
 	}
 	return "stop"
 }
@@ -155,6 +249,11 @@ func (r Recoverer) validate() error {
 			if d <= 0 {
 				return invalid("retry topics: delay %d is %v, must be > 0", i+1, d)
 			}
+		}
+		return nil
+	case recoverFunc:
+		if r.fn == nil {
+			return invalid("func recoverer: nil function")
 		}
 		return nil
 	}

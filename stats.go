@@ -16,6 +16,7 @@ type ConsumerStats struct {
 	Skipped        int64 // messages skipped by SkipRecoverer
 	DeadLettered   int64 // messages written to a dead-letter topic
 	RetryPublished int64 // messages moved to a retry topic
+	Recovered      int64 // messages a FuncRecoverer took care of
 	Commits        int64 // successful offset commits
 	Rebalances     int64 // generations joined
 	// Partitions describes the partitions currently assigned (empty when
@@ -85,8 +86,8 @@ func (c *KafkaConsumer[T]) partitionStats() []PartitionStats {
 
 type consumerCounters struct {
 	consumed, handled, handlerErrors, retries, decodeErrors atomic.Int64
-	skipped, deadLettered, retryPublished, commits          atomic.Int64
-	rebalances                                              atomic.Int64
+	skipped, deadLettered, retryPublished, recovered        atomic.Int64
+	commits, rebalances                                     atomic.Int64
 }
 
 // Stats returns a snapshot of the consumer's counters. It is safe to call at
@@ -101,6 +102,7 @@ func (c *KafkaConsumer[T]) Stats() ConsumerStats {
 		Skipped:        c.skipped.Load(),
 		DeadLettered:   c.deadLettered.Load(),
 		RetryPublished: c.retryPublished.Load(),
+		Recovered:      c.recovered.Load(),
 		Commits:        c.commits.Load(),
 		Rebalances:     c.rebalances.Load(),
 		Partitions:     c.partitionStats(),

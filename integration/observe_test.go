@@ -150,8 +150,11 @@ func TestHealth(t *testing.T) {
 		fastConsumer(t, mq.WithStuckThreshold(200*time.Millisecond), mq.WithShutdownTimeout(time.Second))...)
 	require.NoError(t, err)
 	release := make(chan struct{})
+	holding := make(chan struct{}) // closed once the handler holds message 1
+	var holdOnce sync.Once
 	require.NoError(t, c.RegisterHandlerFunc(func(ctx context.Context, m mq.Message[ChatMessage]) error {
 		if m.Value.ID == 1 {
+			holdOnce.Do(func() { close(holding) })
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -183,6 +186,16 @@ func TestHealth(t *testing.T) {
 	require.NoError(t, c.Live())
 
 	produceChat(t, newProducer(t, topic), 0, 3) // message 1 stalls
+	// Only once message 1 is held does "not live" stay true until the
+	// release: before, the partition can look stuck for a moment (lag known,
+	// nothing completed yet for the threshold since the assignment) and
+	// recover when message 0 completes, which on a replicated cluster made
+	// the check below see a live consumer.
+	select {
+	case <-holding:
+	case <-time.After(20 * time.Second):
+		t.Fatal("message 1 never reached the handler")
+	}
 	require.Eventually(t, func() bool { return c.Live() != nil }, 20*time.Second, 10*time.Millisecond)
 	code, rep = get("/livez")
 	assert.Equal(t, http.StatusServiceUnavailable, code)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,7 +28,10 @@ func (c *Cluster) checkOpen() error {
 // CreateTopic creates topic with the given number of partitions (the
 // default partition count, see [WithDefaultPartitions], if zero or fewer)
 // and replication factor 1, then waits until metadata shows the topic with
-// a leader for every partition, for at most 30 seconds.
+// a leader for every partition, on every broker, for at most 30 seconds.
+// In [ModeExternal] the replication factor and min.insync.replicas come from
+// the [EnvReplicationFactor] and [EnvMinInsyncReplicas] environment variables
+// when they are set.
 //
 // CreateTopic is idempotent: a topic that already exists with the same
 // partition count is not an error. One that exists with a different count
@@ -41,13 +46,18 @@ func (c *Cluster) CreateTopic(ctx context.Context, topic string, partitions int)
 	if partitions <= 0 {
 		partitions = c.defaultPartitions
 	}
-	resp, err := c.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{
-			Topic:             topic,
-			NumPartitions:     partitions,
-			ReplicationFactor: 1,
-		}},
-	})
+	tc := kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}
+	if c.mode == ModeExternal {
+		rf, minISR, err := topicReplication()
+		if err != nil {
+			return err
+		}
+		tc.ReplicationFactor = rf
+		if minISR > 0 {
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(minISR)}}
+		}
+	}
+	resp, err := c.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc}})
 	if err != nil {
 		return fmt.Errorf("mqtest: creating topic %q: %w", topic, err)
 	}
@@ -59,6 +69,9 @@ func (c *Cluster) CreateTopic(ctx context.Context, topic string, partitions int)
 	ctx, cancel := context.WithTimeout(ctx, topicReadyTimeout)
 	defer cancel()
 	if err := c.awaitTopic(ctx, topic, partitions); err != nil {
+		return err
+	}
+	if err := c.awaitTopicOnEveryBroker(ctx, topic); err != nil {
 		return err
 	}
 	// The helper client's metadata cache must know the topic too, or
@@ -93,6 +106,70 @@ func (c *Cluster) awaitTopic(ctx context.Context, topic string, want int) error 
 			return fmt.Errorf("mqtest: topic %q not ready (%s): %w", topic, last, err)
 		}
 	}
+}
+
+// awaitTopicOnEveryBroker waits until every broker of a multi-broker
+// cluster answers metadata for topic with a leader for each partition. The
+// brokers learn of a new topic from the controller one by one: for some
+// tens of milliseconds after one of them shows it, another can still answer
+// UNKNOWN_TOPIC_OR_PARTITION, and a consumer or producer that asks that one
+// backs off (kafka-go's reader for up to a second).
+func (c *Cluster) awaitTopicOnEveryBroker(ctx context.Context, topic string) error {
+	md, err := c.freshMetadata(ctx, []string{topic})
+	if err != nil {
+		return fmt.Errorf("mqtest: metadata for topic %q: %w", topic, err)
+	}
+	if len(md.Brokers) < 2 {
+		return nil
+	}
+	for _, b := range md.Brokers {
+		addr := net.JoinHostPort(b.Host, strconv.Itoa(b.Port))
+		for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
+			last := brokerShowsTopic(ctx, addr, topic)
+			if last == "" {
+				break
+			}
+			if err := sleep(ctx, backoff); err != nil {
+				return fmt.Errorf("mqtest: topic %q not ready on broker %d (%s): %s: %w", topic, b.ID, addr, last, err)
+			}
+		}
+	}
+	return nil
+}
+
+// brokerShowsTopic asks the broker at addr itself (a connection of its own,
+// not a client that may pick another broker) for topic's metadata. It
+// returns "" when every partition has a leader, else what is missing.
+func brokerShowsTopic(ctx context.Context, addr, topic string) string {
+	dctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	conn, err := (&kafka.Dialer{ClientID: "mqtest"}).DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close()
+	deadline, _ := dctx.Deadline()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return err.Error()
+	}
+	// The topic exists (the controller created it), so the
+	// auto-creation flag of kafka-go's metadata request creates nothing.
+	parts, err := conn.ReadPartitions(topic)
+	switch {
+	case err != nil:
+		return err.Error()
+	case len(parts) == 0:
+		return "no partitions"
+	}
+	for _, p := range parts {
+		if p.Error != nil {
+			return fmt.Sprintf("partition %d: %v", p.ID, p.Error)
+		}
+		if p.Leader.Host == "" {
+			return fmt.Sprintf("partition %d has no leader", p.ID)
+		}
+	}
+	return ""
 }
 
 // partitions returns topic's partition IDs as the helper client's metadata

@@ -27,6 +27,8 @@ func TestMain(m *testing.M) {
 func clearEnv(t *testing.T) {
 	t.Setenv(mqtest.EnvMode, "")
 	t.Setenv(mqtest.EnvBrokers, "")
+	t.Setenv(mqtest.EnvReplicationFactor, "")
+	t.Setenv(mqtest.EnvMinInsyncReplicas, "")
 }
 
 func ctxT(t *testing.T) context.Context {

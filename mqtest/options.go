@@ -1,6 +1,10 @@
 package mqtest
 
 import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -74,4 +78,44 @@ func WithConnectTimeout(d time.Duration) Option {
 			c.connectTimeout = d
 		}
 	})
+}
+
+// Environment variables read by [Cluster.CreateTopic] (and so
+// [Cluster.NewTopic]) in [ModeExternal], for running a suite against a
+// multi-broker cluster with replicated topics, for example the three-node
+// cluster of the repository's scripts/kafka/cluster.sh. Other modes always
+// create topics with replication factor 1 (their broker is a single one).
+const (
+	// EnvReplicationFactor names the environment variable holding the
+	// replication factor of topics created on external brokers (default 1).
+	EnvReplicationFactor = "MQ_TEST_REPLICATION_FACTOR"
+
+	// EnvMinInsyncReplicas names the environment variable holding the
+	// min.insync.replicas topic setting of topics created on external
+	// brokers (default: unset, the broker's default applies).
+	EnvMinInsyncReplicas = "MQ_TEST_MIN_ISR"
+)
+
+// topicReplication returns the replication factor and min.insync.replicas
+// (0: unset) that [EnvReplicationFactor] and [EnvMinInsyncReplicas] ask for.
+func topicReplication() (rf, minISR int, err error) {
+	rf, minISR = 1, 0
+	for _, v := range []struct {
+		name string
+		dst  *int
+	}{{EnvReplicationFactor, &rf}, {EnvMinInsyncReplicas, &minISR}} {
+		s := strings.TrimSpace(os.Getenv(v.name))
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return 0, 0, fmt.Errorf("mqtest: %s=%q: want a positive number", v.name, s)
+		}
+		*v.dst = n
+	}
+	if minISR > rf {
+		return 0, 0, fmt.Errorf("mqtest: %s=%d is above %s=%d: no write could succeed", EnvMinInsyncReplicas, minISR, EnvReplicationFactor, rf)
+	}
+	return rf, minISR, nil
 }

@@ -23,17 +23,6 @@ const (
 	backupFile = "messages.jsonl"
 )
 
-// Admin is what the chat service needs from a cluster besides producing and
-// consuming: creating its topic and reading offsets for the summary.
-// *mqtest.Cluster implements it; a production service would use an admin
-// client or leave topic creation to its deployment.
-type Admin interface {
-	Addrs() []string
-	CreateTopic(ctx context.Context, topic string, partitions int) error
-	CommittedOffsets(ctx context.Context, group, topic string) (map[int]int64, error)
-	EndOffsets(ctx context.Context, topic string) (map[int]int64, error)
-}
-
 // Config configures one run of the chat service.
 type Config struct {
 	Topic         string        // topic carrying MessageEvents
@@ -121,7 +110,7 @@ func (s Summary) Problems() []string {
 // Run returns an error when the service could not run or the consumer
 // stopped with an error; lost messages show in [Summary.Problems]. It
 // returns the summary in both cases when it got far enough to compute one.
-func Run(ctx context.Context, cfg Config, admin Admin, log *zap.Logger) (Summary, error) {
+func Run(ctx context.Context, cfg Config, brokers []string, log *zap.Logger) (Summary, error) {
 	start := time.Now()
 	var sum Summary
 	if cfg.N < 0 || cfg.Conversations < 1 || cfg.Partitions < 1 {
@@ -147,10 +136,11 @@ func Run(ctx context.Context, cfg Config, admin Admin, log *zap.Logger) (Summary
 	defer backup.Close()
 	log.Info("backing up", zap.Stringer("to", backup))
 
-	if err := admin.CreateTopic(ctx, cfg.Topic, cfg.Partitions); err != nil {
+	// Idempotent: an existing topic with as many partitions is fine.
+	// ReplicationFactor 0 takes the cluster's default.
+	if err := mq.CreateTopics(ctx, brokers, []mq.TopicSpec{{Name: cfg.Topic, Partitions: cfg.Partitions}}); err != nil {
 		return sum, err
 	}
-	brokers := admin.Addrs()
 
 	// Metrics and health, when asked for.
 	var observer mq.Observer
@@ -282,15 +272,11 @@ func Run(ctx context.Context, cfg Config, admin Admin, log *zap.Logger) (Summary
 	if sum.BackupLines, sum.BackedUp, err = backup.Count(sctx); err != nil {
 		errs = append(errs, err)
 	}
-	committed, err := admin.CommittedOffsets(sctx, cfg.Group, cfg.Topic)
+	offsets, err := mq.GroupOffsets(sctx, brokers, cfg.Group, cfg.Topic)
 	errs = append(errs, err)
-	for _, o := range committed {
-		sum.Committed += max(o, 0)
-	}
-	end, err := admin.EndOffsets(sctx, cfg.Topic)
-	errs = append(errs, err)
-	for _, o := range end {
-		sum.End += o
+	for _, o := range offsets {
+		sum.Committed += max(o.Committed, 0)
+		sum.End += o.End
 	}
 	sum.Elapsed = time.Since(start)
 	return sum, errors.Join(append([]error{runErr}, errs...)...)

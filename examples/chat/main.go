@@ -93,7 +93,7 @@ func run() int {
 	defer cluster.Close()
 	log.Info("broker ready", zap.String("mode", cluster.Mode().String()), zap.Strings("addrs", cluster.Addrs()))
 
-	sum, err := Run(ctx, cfg, cluster, log)
+	sum, err := Run(ctx, cfg, cluster.Addrs(), log)
 	fmt.Printf("chat: %s\n", sum)
 	code := 0
 	if err != nil {

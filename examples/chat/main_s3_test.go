@@ -28,7 +28,7 @@ func TestRunBacksUpToS3(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 
-	sum, err := Run(ctx, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+	sum, err := Run(ctx, cfg, c.Addrs(), zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
 	require.NoError(t, err)
 	t.Log(sum)
 	require.Empty(t, sum.Problems())

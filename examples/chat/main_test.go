@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 // on a shared broker.
 func testConfig(t *testing.T, c *mqtest.Cluster) Config {
 	cfg := DefaultConfig()
-	cfg.Topic = c.NewTopic(t, cfg.Partitions) // Run's CreateTopic then finds it
+	cfg.Topic = c.NewTopic(t, cfg.Partitions) // Run's CreateTopics then finds it
 	cfg.Group = mqtest.UniqueName("chat-service")
 	cfg.N = 200
 	cfg.DataDir = t.TempDir()
@@ -45,7 +45,7 @@ func TestRunStoresEveryMessage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
-	sum, err := Run(ctx, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+	sum, err := Run(ctx, cfg, c.Addrs(), zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
 	require.NoError(t, err)
 	t.Log(sum)
 	require.Empty(t, sum.Problems())
@@ -84,7 +84,7 @@ func TestRunFollowUntilCancelled(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
-		sum, err := Run(runCtx, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+		sum, err := Run(runCtx, cfg, c.Addrs(), zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
 		done <- result{sum, err}
 	}()
 
@@ -252,7 +252,7 @@ func TestRunReportsAHandlerThatKeepsFailing(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	sum, err := Run(ctx, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
+	sum, err := Run(ctx, cfg, c.Addrs(), zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
 	t.Log(sum)
 	var herr *mq.HandlerError
 	require.ErrorAs(t, err, &herr, "the consumer stops when retries run out")
@@ -279,7 +279,7 @@ func TestRunServesMetricsAndHealth(t *testing.T) {
 	defer stop()
 	done := make(chan error, 1)
 	go func() {
-		_, err := Run(ctx, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+		_, err := Run(ctx, cfg, c.Addrs(), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 		done <- err
 	}()
 	get := func(path string) (int, string) {

@@ -72,8 +72,7 @@ func OpenStore(path string) (*Store, error) {
 
 // isBusy reports whether err is SQLite's "database is locked".
 func isBusy(err error) bool {
-	var e *sqlite3.Error
-	return errors.As(err, &e) && e.Code() == sqlite3.BUSY
+	return errors.Is(err, sqlite3.BUSY) // an *sqlite3.Error or a bare code
 }
 
 // createSchema creates the tables in one immediate transaction.

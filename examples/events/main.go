@@ -40,7 +40,8 @@ type OrderPaidEvent struct {
 	PaidAt      time.Time `json:"paid_at"`
 }
 
-// Topics of the event types. Topics are never created automatically.
+// Topics of the event types. Producers and consumers never create topics:
+// run creates them with mq.CreateTopics.
 const (
 	topicUserLogins = "user-logins"
 	topicOrdersPaid = "orders-paid"
@@ -57,7 +58,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "events:", err)
 		os.Exit(1)
 	}
-	err = run(ctx, cluster, os.Stdout)
+	err = run(ctx, cluster.Addrs(), os.Stdout)
 	_ = cluster.Close()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "events:", err)
@@ -65,15 +66,17 @@ func main() {
 	}
 }
 
-// run creates the topics, then produces and consumes a few events of each
+// run creates the topics on brokers, then produces and consumes a few events of each
 // type, printing what the handlers saw to out.
-func run(ctx context.Context, cluster *mqtest.Cluster, out io.Writer) error {
-	for _, topic := range []string{topicUserLogins, topicOrdersPaid} {
-		if err := cluster.CreateTopic(ctx, topic, 3); err != nil {
-			return err
-		}
+func run(ctx context.Context, brokers []string, out io.Writer) error {
+	// Idempotent, so it can run at every start; ReplicationFactor 0 takes
+	// the cluster's default.
+	if err := mq.CreateTopics(ctx, brokers, []mq.TopicSpec{
+		{Name: topicUserLogins, Partitions: 3},
+		{Name: topicOrdersPaid, Partitions: 3},
+	}); err != nil {
+		return err
 	}
-	brokers := cluster.Addrs()
 	w := &lockedWriter{w: out} // handlers of both pipelines print concurrently
 	now := time.Now().UTC().Truncate(time.Second)
 

@@ -24,7 +24,7 @@ func TestRunHandlesEveryEvent(t *testing.T) {
 	defer cancel()
 
 	var out bytes.Buffer
-	require.NoError(t, run(ctx, c, &out))
+	require.NoError(t, run(ctx, c.Addrs(), &out))
 	t.Log("\n" + out.String())
 
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")

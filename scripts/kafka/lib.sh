@@ -42,6 +42,19 @@ kafka_pid_alive() {
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$needle"
 }
 
+# Is process $1 still running? One whose threads are all zombies is not: it
+# has exited and released its ports and files, only its parent has not
+# reaped it yet (brokers are reparented to init, which can take a second or
+# two). Its main thread alone being a zombie is not enough: after a SIGKILL
+# the JVM's other threads hold the sockets a little longer.
+kafka_pid_running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [[ -d /proc/$1/task ]] || return 0
+  # The state follows the thread name in parentheses, which may hold
+  # spaces; threads may vanish while cat reads them.
+  { cat /proc/"$1"/task/*/stat 2>/dev/null || true; } | awk '{ sub(/.*\) /, ""); if ($1 != "Z") live = 1 } END { exit !live }'
+}
+
 # Does something accept TCP connections on 127.0.0.1:$1?
 kafka_port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

@@ -12,6 +12,8 @@
 #   KAFKA_FORMAT_ARGS        extra StorageTool format args, e.g.
 #                            "--add-scram SCRAM-SHA-512=[name=alice,password=secret]"
 #                            (only used on first format; stop.sh --purge to redo)
+#   KAFKA_CLUSTER_ID         cluster id for the first format (default: random;
+#                            cluster.sh gives its nodes one shared id)
 #   KAFKA_START_TIMEOUT      seconds to wait for readiness (90)
 #   KAFKA_PERF=1             G1 + full JIT + 1 GiB heap instead of the small CI profile
 #   KAFKA_CDS=0              no class-data-sharing archive (see below)
@@ -110,9 +112,10 @@ fi
 if [[ ! -f $data/meta.properties ]]; then
   # Kafka's Uuid.randomUuid() as text: 16 random bytes, base64url, no padding,
   # not starting with '-' (saves a JVM start for `StorageTool random-uuid`).
-  while :; do
+  cluster_id=${KAFKA_CLUSTER_ID:-}
+  while [[ -z $cluster_id ]]; do
     cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
-    [[ $cluster_id != -* && ${#cluster_id} == 22 ]] && break
+    [[ $cluster_id != -* && ${#cluster_id} == 22 ]] || cluster_id=
   done
   format_args=()
   if [[ -n ${KAFKA_FORMAT_ARGS:-} ]]; then

@@ -30,15 +30,15 @@ if [[ -f $pidfile ]]; then
     kafka_log "stopping broker '$name' (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     deadline=$((SECONDS + timeout))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+    while kafka_pid_running "$pid" && ((SECONDS < deadline)); do
       sleep 0.1
     done
     killed=0
-    if kill -0 "$pid" 2>/dev/null; then
+    if kafka_pid_running "$pid"; then
       kafka_log "still running after ${timeout}s: SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
       killed=1
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      while kafka_pid_running "$pid"; do sleep 0.1; done
     fi
     # A class-data-sharing archive dumped at exit (see start.sh): keep it for
     # later starts of this Kafka version, unless the JVM was killed mid-dump.

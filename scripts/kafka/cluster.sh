@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# A three-node Apache Kafka 4.x KRaft cluster on 127.0.0.1 for tests and chaos
+# runs: three combined broker+controller nodes in one quorum, each a JVM
+# started by start.sh (state dir .cache/kafka/run/<name>-n<N>), replication
+# factor 3 and min.insync.replicas=2 by default.
+#
+# usage: cluster.sh start NAME            start the nodes that are not running, wait
+#                                         until all are ready, print
+#                                         KAFKA_BROKERS=127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3
+#        cluster.sh stop [--purge] NAME   stop every node (SIGTERM, controlled shutdown);
+#                                         --purge also deletes data, logs and config
+#        cluster.sh status NAME           one line per node; exit 0 when all run, 3 if not
+#        cluster.sh kill NAME N           SIGKILL node N (1..3), wait until it is gone
+#        cluster.sh term NAME N           SIGTERM node N (controlled shutdown), wait for exit
+#        cluster.sh pause NAME N          SIGSTOP node N (a hung broker: sockets stay open)
+#        cluster.sh resume NAME N         SIGCONT node N
+#        cluster.sh restart NAME N        start stopped node N, wait until it is unfenced
+#        cluster.sh wait-isr NAME [TOPIC] wait until no partition (of TOPIC) is under-replicated
+#        cluster.sh leaders NAME TOPIC    "partition leader replicas isr" per partition
+#        cluster.sh top-leader NAME TOPIC the node leading most partitions of TOPIC
+#        cluster.sh coordinator NAME GROUP  the node coordinating GROUP
+#        cluster.sh pid NAME N            node N's pid (exit 1 when not running)
+# env (read by start; restart and the other commands reuse what start saved):
+#   KAFKA_PORT (9192)                node N listens on KAFKA_PORT+N-1
+#   KAFKA_CONTROLLER_PORT (KAFKA_PORT+3)  node N's controller on KAFKA_CONTROLLER_PORT+N-1
+#   KAFKA_EXTRA_PROPS, KAFKA_EXTRA_PROPS_FILE   cluster-wide settings, appended last
+#   KAFKA_HEAP_OPTS (-Xms192m -Xmx512m)  per node
+#   KAFKA_ISR_TIMEOUT (120)          seconds wait-isr waits
+#   and what start.sh reads (KAFKA_CACHE_DIR, KAFKA_START_TIMEOUT, KAFKA_CDS, ...)
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NODES=3
+
+usage() { sed -n '2,34p' "$0" >&2; exit 2; }
+
+cmd=${1:-}
+(($# >= 1)) && shift
+case $cmd in
+  start|status|stop|kill|term|pause|resume|restart|wait-isr|leaders|top-leader|coordinator|pid) ;;
+  -h|--help|"") usage ;;
+  *) kafka_log "unknown command '$cmd'"; usage ;;
+esac
+
+purge=0
+if [[ $cmd == stop && ${1:-} == --purge ]]; then
+  purge=1
+  shift
+fi
+name=${1:-}
+[[ -n $name ]] || usage
+kafka_check_name "$name"
+shift
+
+cstate=$KAFKA_RUN_DIR/$name
+cenv=$cstate/cluster.env
+
+node_name() { printf '%s-n%s' "$name" "$1"; }
+node_state() { printf '%s/%s' "$KAFKA_RUN_DIR" "$(node_name "$1")"; }
+node_port() { printf '%s' $((port + $1 - 1)); }
+node_cport() { printf '%s' $((cport + $1 - 1)); }
+
+# Loads the cluster's saved settings (ports, cluster id, heap); dies when the
+# cluster was never started.
+load_cluster() {
+  [[ -f $cenv ]] || kafka_die "no cluster '$name' (no $cenv): run cluster.sh start $name"
+  # shellcheck disable=SC1090 # written by new_cluster below
+  . "$cenv"
+}
+
+new_cluster() {
+  port=${KAFKA_PORT:-9192}
+  cport=${KAFKA_CONTROLLER_PORT:-$((port + NODES))}
+  [[ $port =~ ^[0-9]+$ && $cport =~ ^[0-9]+$ ]] || kafka_die "bad ports KAFKA_PORT=$port KAFKA_CONTROLLER_PORT=$cport"
+  if ((cport < port + NODES && port < cport + NODES)); then
+    kafka_die "broker ports $port-$((port + NODES - 1)) overlap controller ports $cport-$((cport + NODES - 1))"
+  fi
+  # One id for all nodes (Kafka's Uuid text form, see start.sh).
+  cluster_id=
+  while [[ -z $cluster_id ]]; do
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    [[ $cluster_id != -* && ${#cluster_id} == 22 ]] || cluster_id=
+  done
+  heap=${KAFKA_HEAP_OPTS:--Xms192m -Xmx512m}
+  mkdir -p "$cstate"
+  {
+    printf 'port=%q\ncport=%q\ncluster_id=%q\nheap=%q\n' "$port" "$cport" "$cluster_id" "$heap"
+  } >"$cenv"
+}
+
+# is_running N: node N's JVM is alive (running or paused).
+node_pid() {
+  local f pid
+  f=$(node_state "$1")/kafka.pid
+  [[ -f $f ]] || return 1
+  pid=$(<"$f")
+  kafka_pid_alive "$pid" "$(node_state "$1")/server.properties" || return 1
+  printf '%s' "$pid"
+}
+
+node_paused() {
+  local pid=$1 st
+  st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ $st == T || $st == t ]]
+}
+
+check_node() {
+  [[ ${1:-} =~ ^[1-9][0-9]*$ ]] && (($1 <= NODES)) || kafka_die "bad node '${1:-}': want 1..$NODES"
+}
+
+brokers_list() {
+  local n out=()
+  for ((n = 1; n <= NODES; n++)); do out+=("127.0.0.1:$(node_port "$n")"); done
+  (IFS=,; printf '%s' "${out[*]}")
+}
+
+# The settings every node shares (written to the cluster's properties file,
+# which start.sh appends after the per-node ones).
+write_cluster_props() {
+  {
+    cat <<PROPS
+# generated by scripts/kafka/cluster.sh for cluster '$name' - edits are overwritten
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=6
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+unclean.leader.election.enable=false
+# Small thread pools: three JVMs share a 2-core machine.
+background.threads=4
+num.replica.fetchers=1
+num.recovery.threads.per.data.dir=1
+PROPS
+    if [[ -n ${KAFKA_EXTRA_PROPS:-} ]]; then
+      printf '# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS"
+    fi
+    if [[ -n ${KAFKA_EXTRA_PROPS_FILE:-} ]]; then
+      [[ -r $KAFKA_EXTRA_PROPS_FILE ]] || kafka_die "KAFKA_EXTRA_PROPS_FILE=$KAFKA_EXTRA_PROPS_FILE not readable"
+      printf '# KAFKA_EXTRA_PROPS_FILE=%s\n' "$KAFKA_EXTRA_PROPS_FILE"
+      cat "$KAFKA_EXTRA_PROPS_FILE"
+      echo
+    fi
+  } >"$cstate/cluster.properties"
+}
+
+# start_node N: runs start.sh for node N (blocks until it is ready).
+start_node() {
+  local n=$1 voters="" i
+  for ((i = 1; i <= NODES; i++)); do
+    voters+="${voters:+,}$i@127.0.0.1:$(node_cport "$i")"
+  done
+  KAFKA_PORT=$(node_port "$n") KAFKA_CONTROLLER_PORT=$(node_cport "$n") \
+  KAFKA_CLUSTER_ID=$cluster_id KAFKA_HEAP_OPTS=$heap \
+  KAFKA_EXTRA_PROPS="node.id=$n
+controller.quorum.voters=$voters" \
+  KAFKA_EXTRA_PROPS_FILE=$cstate/cluster.properties \
+    "$KAFKA_SCRIPTS_DIR/start.sh" "$(node_name "$n")"
+}
+
+# stop_node N [--purge]: SIGCONT (a paused JVM ignores SIGTERM), then stop.sh.
+stop_node() {
+  local n=$1 pid
+  shift
+  if pid=$(node_pid "$n"); then
+    kill -CONT "$pid" 2>/dev/null || true
+  fi
+  "$KAFKA_SCRIPTS_DIR/stop.sh" "$@" "$(node_name "$n")"
+}
+
+# tool CLASS ARGS...: a Kafka tool against the cluster's brokers.
+tool() {
+  local cls=$1
+  shift
+  "$KAFKA_SCRIPTS_DIR/kafka-run-class.sh" "$cls" --bootstrap-server "$(brokers_list)" "$@"
+}
+
+# describe TOPIC [extra TopicCommand args]: "partition leader replicas isr" lines.
+describe() {
+  tool org.apache.kafka.tools.TopicCommand --describe --topic "$@" |
+    awk '/Partition:/ {
+      p = l = r = i = "";
+      for (k = 1; k <= NF; k++) {
+        if ($k == "Partition:") p = $(k + 1);
+        if ($k == "Leader:") l = $(k + 1);
+        if ($k == "Replicas:") r = $(k + 1);
+        if ($k == "Isr:") i = $(k + 1);
+      }
+      print p, l, r, i
+    }'
+}
+
+# java_hash S: Java's String.hashCode of an ASCII string, as Kafka's
+# Utils.abs (the sign bit cleared).
+java_hash() {
+  local s=$1 h=0 i c
+  for ((i = 0; i < ${#s}; i++)); do
+    printf -v c '%d' "'${s:i:1}"
+    h=$(((h * 31 + c) & 0xffffffff))
+  done
+  printf '%d' $((h & 0x7fffffff))
+}
+
+case $cmd in
+start)
+  if [[ -f $cenv ]]; then
+    load_cluster
+  else
+    new_cluster
+  fi
+  write_cluster_props
+  "$KAFKA_SCRIPTS_DIR/fetch.sh" >/dev/null
+  t0=$(date +%s%N)
+  declare -A jobs=()
+  for ((n = 1; n <= NODES; n++)); do
+    if pid=$(node_pid "$n"); then
+      node_paused "$pid" && kafka_die "node $n (pid $pid) is paused: cluster.sh resume $name $n"
+      continue
+    fi
+    start_node "$n" >"$cstate/start-n$n.out" 2>"$cstate/start-n$n.err" &
+    jobs[$n]=$!
+  done
+  failed=()
+  for n in "${!jobs[@]}"; do
+    if ! wait "${jobs[$n]}"; then
+      failed+=("$n")
+    fi
+  done
+  for n in "${failed[@]}"; do
+    kafka_log "node $n failed to start:"
+    tail -n 40 "$cstate/start-n$n.err" >&2
+  done
+  ((${#failed[@]} == 0)) || kafka_die "cluster '$name' not started (nodes ${failed[*]} failed; cluster.sh stop $name)"
+  brokers=$(brokers_list)
+  printf '%s\n' "$brokers" >"$cstate/brokers"
+  kafka_log "cluster '$name' ready in $((($(date +%s%N) - t0) / 1000000)) ms (${#jobs[@]} node(s) started)"
+  printf 'KAFKA_BROKERS=%s\n' "$brokers"
+  ;;
+
+stop)
+  if [[ ! -f $cenv ]]; then
+    kafka_log "no cluster '$name'"
+    exit 0
+  fi
+  load_cluster
+  args=()
+  ((purge)) && args=(--purge)
+  pids=()
+  # In parallel: stopped one by one, the last node would wait for a quorum
+  # that is gone.
+  for ((n = 1; n <= NODES; n++)); do
+    stop_node "$n" "${args[@]}" &
+    pids+=($!)
+  done
+  rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  rm -f "$cstate/brokers"
+  if ((purge)); then
+    rm -rf "$cstate"
+    kafka_log "purged cluster '$name'"
+  fi
+  exit $rc
+  ;;
+
+status)
+  load_cluster
+  all=0
+  for ((n = 1; n <= NODES; n++)); do
+    st=stopped pid=-
+    if pid=$(node_pid "$n"); then
+      st=running
+      node_paused "$pid" && st=paused
+    else
+      pid=-
+    fi
+    [[ $st == running ]] || all=3
+    printf 'node %s %-7s pid %-7s broker 127.0.0.1:%s controller 127.0.0.1:%s\n' \
+      "$n" "$st" "$pid" "$(node_port "$n")" "$(node_cport "$n")"
+  done
+  exit $all
+  ;;
+
+kill)
+  load_cluster
+  check_node "${1:-}"
+  n=$1
+  pid=$(node_pid "$n") || kafka_die "node $n of '$name' is not running"
+  kill -KILL "$pid"
+  while kafka_pid_running "$pid"; do sleep 0.05; done
+  st=$(node_state "$n")
+  rm -f "$st/kafka.pid" "$st/brokers" "$st/kafka.jsa" # a half-dumped CDS archive
+  kafka_log "node $n of '$name' killed (pid $pid)"
+  ;;
+
+term)
+  load_cluster
+  check_node "${1:-}"
+  node_pid "$1" >/dev/null || kafka_die "node $1 of '$name' is not running"
+  stop_node "$1"
+  ;;
+
+pause|resume)
+  load_cluster
+  check_node "${1:-}"
+  pid=$(node_pid "$1") || kafka_die "node $1 of '$name' is not running"
+  if [[ $cmd == pause ]]; then kill -STOP "$pid"; else kill -CONT "$pid"; fi
+  kafka_log "node $1 of '$name' ${cmd}d (pid $pid)"
+  ;;
+
+restart)
+  load_cluster
+  check_node "${1:-}"
+  n=$1
+  if pid=$(node_pid "$n"); then
+    node_paused "$pid" && kafka_die "node $n (pid $pid) is paused: cluster.sh resume $name $n"
+    kafka_log "node $n of '$name' already running (pid $pid)"
+    exit 0
+  fi
+  [[ -f $cstate/cluster.properties ]] || write_cluster_props
+  start_node "$n" >/dev/null
+  ;;
+
+wait-isr)
+  load_cluster
+  topic_args=()
+  if [[ -n ${1:-} ]]; then topic_args=(--topic "$1"); fi
+  timeout=${KAFKA_ISR_TIMEOUT:-120}
+  deadline=$((SECONDS + timeout))
+  t0=$(date +%s%N)
+  while :; do
+    if out=$(tool org.apache.kafka.tools.TopicCommand --describe --under-replicated-partitions "${topic_args[@]}" 2>&1); then
+      if ! grep -q 'Partition:' <<<"$out"; then
+        kafka_log "no under-replicated partitions after $((($(date +%s%N) - t0) / 1000000)) ms"
+        exit 0
+      fi
+    fi
+    if ((SECONDS >= deadline)); then
+      printf '%s\n' "$out" >&2
+      kafka_die "partitions still under-replicated after ${timeout}s"
+    fi
+    sleep 0.5
+  done
+  ;;
+
+leaders)
+  load_cluster
+  [[ -n ${1:-} ]] || usage
+  printf 'partition leader replicas isr\n'
+  describe "$1"
+  ;;
+
+top-leader)
+  load_cluster
+  [[ -n ${1:-} ]] || usage
+  # Leaders -1 (none) do not count; ties go to the lowest node id.
+  describe "$1" | awk '$2 >= 0 { c[$2]++ } END {
+      best = -1; for (n in c) if (best < 0 || c[n] > c[best] || (c[n] == c[best] && n + 0 < best + 0)) best = n
+      if (best < 0) exit 1; print best }'
+  ;;
+
+coordinator)
+  load_cluster
+  [[ -n ${1:-} ]] || usage
+  [[ $1 =~ ^[[:print:]]+$ && $1 != *[![:ascii:]]* ]] || kafka_die "coordinator: ASCII group ids only"
+  # Kafka's group coordinator is the leader of __consumer_offsets partition
+  # abs(group.hashCode()) % partitions (GroupCoordinatorService.partitionFor).
+  lines=$(describe __consumer_offsets) || kafka_die "no __consumer_offsets yet (no group has asked for a coordinator)"
+  parts=$(wc -l <<<"$lines")
+  ((parts > 0)) || kafka_die "no __consumer_offsets yet"
+  p=$(($(java_hash "$1") % parts))
+  awk -v p="$p" '$1 == p { print $2 }' <<<"$lines"
+  ;;
+
+pid)
+  load_cluster
+  check_node "${1:-}"
+  node_pid "$1" || exit 1
+  echo
+  ;;
+esac
