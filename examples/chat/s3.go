@@ -1,5 +1,3 @@
-//go:build s3
-
 package main
 
 import (
@@ -16,10 +14,6 @@ import (
 	"github.com/mqkit/mq"
 	"github.com/mqkit/mq/mqs3"
 )
-
-// s3Supported reports whether this binary can back up to S3 (built with
-// -tags s3).
-const s3Supported = true
 
 // s3Target backs messages up to S3 with mqs3, one object per message (the
 // per-message handler form).
