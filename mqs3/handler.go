@@ -37,10 +37,11 @@ func BatchFunc[T any](b *Backup) func(ctx context.Context, msgs []mq.Message[T])
 // consumers without batch handlers. A message counts as handled only once
 // its object is uploaded, and a consumer hands a handler one message of a
 // partition at a time, so each object holds one message: correct, but one
-// PUT per message. With [mq.WithLanes] several messages of a partition are
-// stored at once, still one object each (the lanes of a partition are not
-// consecutive offsets, so they cannot share an object), and out-of-order
-// stores list the partition's objects more often. Prefer the batch form.
+// PUT (and one LIST) per message. [mq.WithLanes] does not help: the stores
+// of a partition are serialized (the lanes of a partition are not
+// consecutive offsets, so they could not share an object anyway), and their
+// out-of-order stores list the partition from its start. Prefer the batch
+// form.
 func Handler[T any](b *Backup) mq.Handler[T] {
 	return mq.HandlerFunc[T](func(ctx context.Context, msg mq.Message[T]) error {
 		_, err := b.Store(ctx, []Record{RecordOf(msg)})

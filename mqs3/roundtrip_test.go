@@ -70,7 +70,7 @@ func TestRoundTrip(t *testing.T) {
 	b, err := New(c, bucket, WithPrefix("rt"), WithGzip(true), WithLogger(testLogger(t)))
 	require.NoError(t, err)
 	stop := startBackupConsumer(t, addrs, topic, group, b)
-	waitCommitted(t, a, group, topic, ends, 10*time.Minute)
+	waitCommitted(t, a, group, topic, ends, 10*time.Minute+time.Duration(n/50)*time.Second)
 	require.NoError(t, stop())
 	st := b.Stats()
 	t.Logf("backed up %d messages in %v (%.0f msg/s): %+v", n, time.Since(start), float64(n)/time.Since(start).Seconds(), st)
