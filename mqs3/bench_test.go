@@ -44,7 +44,7 @@ func BenchmarkBackup1KiB(b *testing.B) {
 				require.NoError(b, err)
 				h = Handler[[]byte](bk)
 			}
-			opts := []mq.ConsumerOption{mq.WithCodec[[]byte](mq.BytesCodec{}), mq.WithFetchMaxWait(50 * time.Millisecond)}
+			opts := []mq.ConsumerOption{mq.WithCodec[[]byte](mq.BytesCodec{})}
 			if tc.lanes > 0 {
 				opts = append(opts, mq.WithLanes(tc.lanes))
 			}

@@ -72,7 +72,7 @@ func TestBackupWaitsOutS3Outage(t *testing.T) {
 	var mu sync.Mutex
 	lastStored := make(map[int]int64)
 	cons, err := mq.NewKafkaConsumer[[]byte](addrs, topic, group, mq.WithCodec[[]byte](mq.BytesCodec{}),
-		mq.WithCommitInterval(100*time.Millisecond), mq.WithFetchMaxWait(50*time.Millisecond), mq.WithLogger(testLogger(t)))
+		mq.WithCommitInterval(100*time.Millisecond), mq.WithLogger(testLogger(t)))
 	require.NoError(t, err)
 	h := Handler[[]byte](b)
 	require.NoError(t, cons.RegisterHandlerFunc(func(ctx context.Context, m mq.Message[[]byte]) error {

@@ -15,7 +15,7 @@ import (
 func startBackupConsumer(t testing.TB, addrs []string, topic, group string, b *Backup, opts ...mq.ConsumerOption) (stop func() error) {
 	t.Helper()
 	opts = append([]mq.ConsumerOption{mq.WithCodec[[]byte](mq.BytesCodec{}), mq.WithCommitInterval(200 * time.Millisecond),
-		mq.WithFetchMaxWait(50 * time.Millisecond), mq.WithLogger(testLogger(t))}, opts...)
+		mq.WithLogger(testLogger(t))}, opts...)
 	c, err := mq.NewKafkaConsumer[[]byte](addrs, topic, group, opts...)
 	require.NoError(t, err)
 	require.NoError(t, c.RegisterHandler(Handler[[]byte](b), mq.WithHandlerName("s3-backup")))
