@@ -2,6 +2,7 @@ package mqs3
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,5 +76,39 @@ func BenchmarkBackup1KiB(b *testing.B) {
 			require.NoError(b, <-done)
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 		})
+	}
+}
+
+// BenchmarkStore1KiB measures Backup.Store alone on SeaweedFS, 1 KiB
+// records in runs of 1, 100 and 1000 per call (one object each): what the
+// batch form can reach once a consumer hands it batches. Needs
+// MQ_S3_ENDPOINT.
+func BenchmarkStore1KiB(b *testing.B) {
+	c := testClient(b, seaweedEndpoint(b))
+	for _, run := range []int{1, 100, 1000} {
+		for _, gz := range []bool{false, true} {
+			name := fmt.Sprintf("run-%d", run)
+			if gz {
+				name += "-gzip"
+			}
+			b.Run(name, func(b *testing.B) {
+				bk, err := New(c, newBucket(b, c), WithGzip(gz))
+				require.NoError(b, err)
+				msgs := testMessages(b.N, 1024)
+				recs := make([]Record, len(msgs))
+				for i, m := range msgs {
+					recs[i] = Record{Topic: "bench", Partition: 0, Offset: int64(i), Time: m.Time, Key: m.Key, Value: m.Value, Headers: m.Headers}
+				}
+				b.SetBytes(1024)
+				b.ResetTimer()
+				start := time.Now()
+				for i := 0; i < len(recs); i += run {
+					if _, err := bk.Store(context.Background(), recs[i:min(i+run, len(recs))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			})
+		}
 	}
 }
