@@ -217,7 +217,6 @@ func (b *Backup) storeRun(ctx context.Context, ps *partitionState, id partitionI
 		ps.last = nil
 		for _, o := range plan.kept {
 			if o.contains(last, last) {
-				o := o
 				ps.last = &o
 			}
 		}

@@ -8,8 +8,9 @@ import (
 
 // HandleBatch stores msgs, messages of one partition in offset order (what
 // a batch handler receives), and returns once they are all in the bucket.
-// When only the first i were stored it returns [batchFailedAt](i, err), so
-// that the consumer commits those and retries from msgs[i].
+// When only the first i were stored it says so, so that the consumer commits
+// those and retries from msgs[i]: with a [*StoreError] today, with the
+// consumer's own partial-failure error once it has batch handlers.
 //
 // It works for a consumer of any T: what is stored is each message's raw
 // record ([RecordOf]), not the decoded value.
