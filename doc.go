@@ -17,12 +17,18 @@
 //
 // A synchronous send returns after the broker acknowledged the message (all
 // in-sync replicas by default) and takes one round trip: batches leave as soon
-// as their partition is idle, so there is no batch timer to wait for, while
+// as their partition can send, so there is no batch timer to wait for, while
 // concurrent senders still share requests. [Producer.SendAsync] and
 // [WithAsync] report every outcome exactly once through a callback; the buffer
-// is bounded ([WithMaxBufferedRecords]) and blocks senders when full.
-// [Producer.Flush] waits for buffered messages and [Producer.Close] flushes,
-// then reports what could not be delivered.
+// is bounded ([WithMaxBufferedRecords]) and blocks senders when full, and
+// nothing else does. [Producer.Flush] waits for the messages buffered before
+// it and [Producer.Close] flushes, then reports what could not be delivered.
+//
+// The producer is idempotent by default ([WithIdempotence]): retries after a
+// lost response or a leader move write nothing twice and never reorder a
+// partition. Each broker has its own pipeline of requests, so a slow broker
+// delays only the partitions it leads. A message may name another topic
+// ([Message.Topic]) or be a tombstone ([Message.Tombstone]).
 //
 // Keys are hashed like the Java client's default partitioner, so a key lands
 // on the same partition whichever client wrote it.

@@ -3,11 +3,22 @@ package mq
 import (
 	"errors"
 	"fmt"
+
+	"github.com/mqkit/mq/internal/produce"
 )
 
 var (
-	// ErrClosed is returned by calls made after Close.
-	ErrClosed = errors.New("mq: closed")
+	// ErrClosed is returned by calls made after Close, and wrapped by the
+	// delivery error of messages a producer's Close could not deliver.
+	ErrClosed = produce.ErrClosed
+
+	// ErrMessageTooLarge is wrapped by the error of a message too large to
+	// send: rejected by Send before it is buffered when it exceeds
+	// [WithBatchBytes] or [WithMaxRequestSize], or rejected by the broker
+	// (MESSAGE_TOO_LARGE, which stays visible as kafka.MessageSizeTooLarge
+	// to errors.Is). A batch the broker rejects as too large is split, so
+	// only the message that is too large fails.
+	ErrMessageTooLarge = produce.ErrMessageTooLarge
 
 	// ErrInvalidOption wraps every configuration error returned by
 	// [NewProducer] and [NewKafkaConsumer].

@@ -13,10 +13,13 @@ type Header = kafka.Header
 // Message is one Kafka record carrying a value of type T.
 //
 // When consuming, every field is filled from the fetched record. When
-// producing, Key, Value, Headers and Time are sent (a zero Time is stamped
-// with the current time); Topic, Partition, Offset and HighWaterMark are
-// ignored (the producer writes to its own topic); a delivered message
-// reports its Topic, Partition and Offset back (see [Result]).
+// producing, Key (nil is sent as a null key, an empty slice as an empty
+// one), Value (encoded by the codec) or Tombstone, Headers and Time are sent
+// (a zero Time is stamped with the current time); Topic names the topic to
+// write to (empty: the producer's own); Partition is used only with
+// [WithManualPartitioning] (otherwise the balancer chooses); Offset and
+// HighWaterMark are ignored. A delivered message reports its Topic,
+// Partition and Offset back (see [Result]).
 type Message[T any] struct {
 	Topic     string
 	Partition int

@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/mqkit/mq/internal/wire"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"go.uber.org/zap"
@@ -177,33 +178,38 @@ type Acks int
 
 // Acknowledgement levels.
 const (
-	// AcksNone does not wait for the broker: messages may be lost silently,
-	// offsets are unknown (-1), and messages of a partition may be written
-	// out of order (kafka-go may use several connections at once). Use only
-	// where loss and reordering are acceptable.
+	// AcksNone does not wait for the broker: messages may be lost silently
+	// (nothing is retried once written to the connection), offsets are
+	// unknown (-1), and idempotence is off. Use only where loss is
+	// acceptable.
 	AcksNone Acks = 0
-	// AcksLeader waits for the leader's local write.
+	// AcksLeader waits for the leader's local write; idempotence is off, so
+	// a retry after a lost response can write a message twice.
 	AcksLeader Acks = 1
-	// AcksAll waits for every in-sync replica. It is the default.
+	// AcksAll waits for every in-sync replica. It is the default, and
+	// enables idempotence unless [WithIdempotence](false) says otherwise.
 	AcksAll Acks = -1
 )
 
 type producerConfig struct {
 	commonConfig
-	batchSize       int
-	batchBytes      int
-	batchTimeout    time.Duration
-	compression     Compression
-	async           bool
-	acks            Acks
-	balancer        kafka.Balancer
-	maxBuffered     int
-	deliveryTimeout time.Duration
-	writeTimeout    time.Duration
-	retryBackoff    time.Duration
-	closeTimeout    time.Duration
-	onDelivery      any // func(Message[T], Result, error)
-	transport       *kafka.Transport
+	batchSize        int
+	batchBytes       int
+	batchTimeout     time.Duration
+	compression      Compression
+	async            bool
+	acks             Acks
+	balancer         kafka.Balancer
+	maxBuffered      int
+	deliveryTimeout  time.Duration
+	writeTimeout     time.Duration
+	retryBackoff     time.Duration
+	closeTimeout     time.Duration
+	onDelivery       any // func(Message[T], Result, error)
+	transport        *kafka.Transport
+	idempotence      *bool // nil: on with AcksAll
+	maxRequestSize   int
+	manualPartitions bool
 }
 
 func defaultProducerConfig() producerConfig {
@@ -222,7 +228,33 @@ func defaultProducerConfig() producerConfig {
 		writeTimeout:    10 * time.Second,
 		retryBackoff:    100 * time.Millisecond,
 		closeTimeout:    30 * time.Second,
+		maxRequestSize:  1 << 20,
 	}
+}
+
+// idempotent reports whether the producer is idempotent: as asked with
+// WithIdempotence, else whenever acks are AcksAll (as in the Java client).
+func (c *producerConfig) idempotent() bool {
+	if c.idempotence != nil {
+		return *c.idempotence
+	}
+	return c.acks == AcksAll
+}
+
+// dialer returns the connection settings of the producer: its own, or those
+// of the transport given with WithTransport.
+func (c *producerConfig) dialer() *wire.Dialer {
+	d := &wire.Dialer{ClientID: c.clientID, DialTimeout: c.dialTimeout, TLS: c.tls, SASL: c.sasl}
+	if t := c.transport; t != nil {
+		d.TLS, d.SASL, d.Dial = t.TLS, t.SASL, t.Dial
+		if t.DialTimeout > 0 {
+			d.DialTimeout = t.DialTimeout
+		}
+		if t.ClientID != "" {
+			d.ClientID = t.ClientID
+		}
+	}
+	return d
 }
 
 func (c *producerConfig) validate() error {
@@ -250,37 +282,58 @@ func (c *producerConfig) validate() error {
 		return invalid("retry backoff %v must be >= 0", c.retryBackoff)
 	case c.closeTimeout <= 0:
 		return invalid("close timeout %v must be > 0", c.closeTimeout)
+	case c.maxRequestSize < 1:
+		return invalid("max request size %d must be >= 1", c.maxRequestSize)
+	case c.idempotence != nil && *c.idempotence && c.acks != AcksAll:
+		return invalid("idempotence needs WithRequiredAcks(AcksAll), not %d", int(c.acks))
+	case c.writeTimeout/time.Millisecond >= math.MaxInt32:
+		return invalid("write timeout %v is too large (max %v)", c.writeTimeout, time.Duration(math.MaxInt32-1)*time.Millisecond)
 	}
 	return nil
 }
 
-// WithBatchSize caps how many records go into one produce request per
-// partition. This overrides the default of 1000.
+// WithBatchSize caps how many records one partition's batch holds (a
+// produce request carries one batch per partition). This overrides the
+// default of 1000.
 func WithBatchSize(n int) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.batchSize = n })
 }
 
-// WithBatchBytes caps the uncompressed size of one produce request per
-// partition; a single message larger than this is rejected at once. This
-// overrides the default of 1 MiB.
+// WithBatchBytes caps the uncompressed size of one partition's batch. A batch
+// is also never larger than [WithMaxRequestSize], so a single message larger
+// than either is rejected at once by Send with an error wrapping
+// [ErrMessageTooLarge]. This overrides the default of 1 MiB.
 func WithBatchBytes(n int) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.batchBytes = n })
 }
 
+// WithMaxRequestSize caps the size of one produce request to a broker, the
+// batches of all the partitions it leads together, like the Java client's
+// max.request.size: many busy partitions on one broker are sent in several
+// requests rather than one beyond the broker's socket.request.max.bytes.
+// Requests are measured encoded (compressed), which is known only once they
+// are built: the producer estimates it from the compression ratio of recent
+// batches, erring on the large side. A batch's uncompressed size never
+// exceeds it (see [WithBatchBytes]). This overrides the default of 1 MiB.
+func WithMaxRequestSize(n int) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.maxRequestSize = n })
+}
+
 // WithBatchTimeout sets how long asynchronous messages may wait for their
 // batch to fill before it is sent (a linger). Synchronous sends never wait for
-// it: their batch leaves as soon as the partition has no request in flight,
-// and messages sent meanwhile are batched together. The default of 0 sends
-// whenever the partition is idle.
+// it: their batch leaves as soon as the partition can send, and messages sent
+// meanwhile are batched together. The default of 0 sends whenever the
+// partition can.
 func WithBatchTimeout(d time.Duration) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.batchTimeout = d })
 }
 
 // WithCompression sets the batch compression codec. This overrides the
 // default of [CompressionNone]. Batches are compressed with kafka-go's codecs,
-// except snappy, which uses s2's fast block encoder (kafka-go's default is
-// its slower "better" level); the output is standard xerial-framed snappy
-// that every client reads.
+// except snappy, which uses s2's fast encoder (kafka-go's default is its
+// slower "better" level) and writes each batch as one raw snappy block, as
+// franz-go and librdkafka do; the Java client, kcat, kafka-go and franz-go
+// read it.
 func WithCompression(codec Compression) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.compression = codec })
 }
@@ -297,49 +350,94 @@ func WithAsync(enabled bool) ProducerOption {
 // WithDeliveryHandler sets the function told about the outcome of every
 // message sent in asynchronous mode ([WithAsync]). It receives the message
 // (with Topic, Partition and Offset filled in on success) and a nil error, or
-// the error that made delivery fail. It runs on the partition's sender
-// goroutine: keep it fast, and never call a blocking send from it.
+// the error that made delivery fail. It runs on a goroutine of the producer
+// (the sender of the partition's broker): keep it fast, and never call a
+// blocking send from it.
 func WithDeliveryHandler[T any](fn func(msg Message[T], err error)) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.onDelivery = fn })
 }
 
 // WithRequiredAcks sets the acknowledgements a produce request waits for.
-// This overrides the default of [AcksAll].
+// This overrides the default of [AcksAll]. Acks other than AcksAll turn
+// idempotence off (see [WithIdempotence]).
 func WithRequiredAcks(acks Acks) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.acks = acks })
+}
+
+// WithIdempotence turns the idempotent producer on or off. It is on by
+// default with [AcksAll] and off with other acks, as in the Java client;
+// turning it on with other acks is an invalid option.
+//
+// An idempotent producer asks the cluster for a producer ID at its first
+// send (InitProducerId) and numbers every partition's batches, so the broker
+// drops a retried batch it already wrote and rejects one that would reorder
+// the partition. Up to five requests are then in flight per broker with the
+// order of each partition kept. Its price is that ID request at the first
+// send and the IdempotentWrite permission on the cluster (or Write on the
+// topic) under ACLs: a cluster that refuses the ID fails the sends with an
+// error saying so. Turn it off for such clusters: each partition then has
+// one request in flight at a time, and a retry after a lost response can
+// write a message twice.
+func WithIdempotence(enabled bool) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.idempotence = &enabled })
+}
+
+// WithManualPartitioning makes every message go to the partition its
+// [Message.Partition] names (0 included: the field is always used), instead
+// of the balancer's choice. A partition the topic does not have fails the
+// message once fresh metadata confirms it (with an error wrapping
+// kafka.UnknownTopicOrPartition); a negative one is rejected by Send. The
+// default is off: Message.Partition is ignored when producing.
+func WithManualPartitioning(enabled bool) ProducerOption {
+	return producerOptionFunc(func(c *producerConfig) { c.manualPartitions = enabled })
 }
 
 // WithBalancer sets how messages are assigned to partitions. The default
 // hashes keys with murmur2 exactly like the Java client's default
 // partitioner (so a key lands on the same partition whichever client wrote
-// it) and spreads nil keys round-robin. kafka-go's balancers
+// it) and sends nil keys to one partition until its batch leaves, then to
+// the next one that has a leader (sticky partitioning, as the Java client
+// since 3.3, KIP-794, which forms full batches). kafka-go's balancers
 // (kafka.CRC32Balancer for librdkafka compatibility, &kafka.Hash{} for
-// Sarama's) can be passed here. A nil balancer restores the default.
+// Sarama's) can be passed here; they receive nil keys too. A nil balancer
+// restores the default. It is ignored with [WithManualPartitioning].
 func WithBalancer(b kafka.Balancer) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.balancer = b })
 }
 
 // WithMaxBufferedRecords caps the number of messages buffered or in flight.
 // When the buffer is full, sends block until space frees up or their context
-// ends: backpressure instead of unbounded memory. This overrides the default
-// of 10000.
+// ends: backpressure instead of unbounded memory. Nothing else makes a send
+// block. This overrides the default of 10000.
 func WithMaxBufferedRecords(n int) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.maxBuffered = n })
 }
 
 // WithDeliveryTimeout bounds the time from a message being buffered to its
-// final outcome, retries included. This overrides the default of 30s.
+// final outcome, whatever holds it up: retries, a partition without a
+// leader, metadata that cannot be fetched, a broker that cannot be reached or
+// does not answer. A message still in flight at the deadline fails with an
+// error saying it may have been written. Some failures come sooner: a topic
+// that metadata keeps saying does not exist (after about half a second of
+// confirmations), authentication errors, and other errors no retry can fix.
+// This overrides the default of 30s.
 func WithDeliveryTimeout(d time.Duration) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.deliveryTimeout = d })
 }
 
-// WithWriteTimeout bounds one produce request. This overrides the default of 10s.
+// WithWriteTimeout is the request timeout: how long the broker may wait for
+// the acknowledgements of one produce request (sent as the request's
+// timeout), and the deadline of each metadata and producer ID request to one
+// broker. A produce response overdue by more than 10s past it closes the
+// connection and the request is retried, within the delivery timeout. Dialing
+// is bounded by [WithDialTimeout]. This overrides the default of 10s.
 func WithWriteTimeout(d time.Duration) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.writeTimeout = d })
 }
 
 // WithRetryBackoff sets the first wait before a retriable produce error is
-// retried; later waits double up to 1s. This overrides the default of 100ms.
+// retried; later waits double up to 1s. [Producer.Close] keeps these waits.
+// This overrides the default of 100ms.
 func WithRetryBackoff(d time.Duration) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.retryBackoff = d })
 }
@@ -350,8 +448,12 @@ func WithCloseTimeout(d time.Duration) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.closeTimeout = d })
 }
 
-// WithTransport makes the producer use a caller-owned kafka-go transport (for
-// TLS, SASL or a custom dialer). The producer does not close it.
+// WithTransport makes the producer dial with the settings of a caller-owned
+// kafka-go transport: its Dial function, DialTimeout, TLS, SASL and ClientID
+// (when set). The producer opens its own connections with them (one per
+// broker for produce requests, one for metadata); the transport's own
+// connections, metadata cache and MetadataTTL are not used, and the producer
+// does not close it.
 func WithTransport(t *kafka.Transport) ProducerOption {
 	return producerOptionFunc(func(c *producerConfig) { c.transport = t })
 }

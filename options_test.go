@@ -114,6 +114,10 @@ func TestNewProducerRejectsInvalidOptions(t *testing.T) {
 			want: "delivery handler func(mq.Message[string], error) does not take messages of type int",
 		},
 		{name: "last option wins", opts: opts(mq.WithBatchSize(10), mq.WithBatchSize(0)), want: "batch size 0"},
+		{name: "zero max request size", opts: opts(mq.WithMaxRequestSize(0)), want: "max request size 0"},
+		{name: "idempotence with leader acks", opts: opts(mq.WithIdempotence(true), mq.WithRequiredAcks(mq.AcksLeader)), want: "idempotence needs WithRequiredAcks(AcksAll)"},
+		{name: "idempotence with no acks", opts: opts(mq.WithRequiredAcks(mq.AcksNone), mq.WithIdempotence(true)), want: "idempotence needs WithRequiredAcks(AcksAll)"},
+		{name: "write timeout beyond int32 milliseconds", opts: opts(mq.WithWriteTimeout(1000 * time.Hour)), want: "write timeout 1000h0m0s is too large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,6 +242,10 @@ func TestNewProducerAcceptsValidConfigs(t *testing.T) {
 		{name: "codec func adapter", opts: opts(mq.WithCodec[int](mq.CodecFuncs[int]{}))},
 		{name: "pointer codec", opts: opts(mq.WithCodec[int](&mq.JSONCodec[int]{}))},
 		{name: "no acks", opts: opts(mq.WithRequiredAcks(mq.AcksNone))},
+		{name: "leader acks turn idempotence off", opts: opts(mq.WithRequiredAcks(mq.AcksLeader))},
+		{name: "idempotence off", opts: opts(mq.WithIdempotence(false))},
+		{name: "idempotence off with leader acks", opts: opts(mq.WithIdempotence(false), mq.WithRequiredAcks(mq.AcksLeader))},
+		{name: "max request size and manual partitioning", opts: opts(mq.WithMaxRequestSize(4<<20), mq.WithManualPartitioning(true))},
 		{name: "all acks", opts: opts(mq.WithRequiredAcks(mq.AcksAll))},
 		{name: "gzip", opts: opts(mq.WithCompression(mq.CompressionGzip))},
 		{name: "snappy", opts: opts(mq.WithCompression(mq.CompressionSnappy))},

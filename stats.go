@@ -120,13 +120,10 @@ type ProducerStats struct {
 // Stats returns a snapshot of the producer's counters. It is safe to call at
 // any time.
 func (p *Producer[T]) Stats() ProducerStats {
-	p.pendMu.Lock()
-	buffered := p.pending
-	p.pendMu.Unlock()
 	return ProducerStats{
 		Sent:      p.sent.Load(),
 		Delivered: p.delivered.Load(),
 		Failed:    p.failed.Load(),
-		Buffered:  int64(buffered),
+		Buffered:  p.engine.Buffered(),
 	}
 }

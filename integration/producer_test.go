@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // A synchronous send returns the record's partition and offset, and the record
@@ -219,4 +221,134 @@ func TestSendMessagesResults(t *testing.T) {
 	for i, r := range res {
 		assert.EqualValues(t, i, r.Offset)
 	}
+}
+
+// One producer writes to several topics: Message.Topic names the topic
+// (empty: the producer's own), and the result and the delivery report name
+// the topic really written.
+func TestProducerWritesSeveralTopics(t *testing.T) {
+	own, other := cluster.NewTopic(t, 1), cluster.NewTopic(t, 2)
+	var mu sync.Mutex
+	var observed []string
+	p := newProducer(t, own, mq.WithObserver(topicObserver{func(topic string) {
+		mu.Lock()
+		observed = append(observed, topic)
+		mu.Unlock()
+	}}))
+	ctx := ctxT(t)
+	res, err := p.SendMessage(ctx, mq.Message[ChatMessage]{Topic: other, Key: []byte("k"), Value: ChatMessage{ID: 1}})
+	require.NoError(t, err)
+	assert.Equal(t, other, res.Topic)
+	res, err = p.Send(ctx, nil, ChatMessage{ID: 2})
+	require.NoError(t, err)
+	assert.Equal(t, own, res.Topic)
+	reported := make(chan mq.Message[ChatMessage], 1)
+	require.NoError(t, p.SendAsync(ctx, mq.Message[ChatMessage]{Topic: other, Value: ChatMessage{ID: 3}},
+		func(m mq.Message[ChatMessage], err error) {
+			assert.NoError(t, err)
+			reported <- m
+		}))
+	m := <-reported
+	assert.Equal(t, other, m.Topic)
+	assert.GreaterOrEqual(t, m.Offset, int64(0))
+
+	got, err := cluster.ReadAll(ctx, other, 2)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	got, err = cluster.ReadAll(ctx, own, 1)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	mu.Lock()
+	assert.Equal(t, []string{other, own, other}, observed, "the observer is told the real topic")
+	mu.Unlock()
+}
+
+type topicObserver struct {
+	started func(topic string)
+}
+
+func (o topicObserver) SendStarted(ctx context.Context, topic string, h []mq.Header) (context.Context, []mq.Header) {
+	o.started(topic)
+	return ctx, h
+}
+func (topicObserver) SendFinished(context.Context, string, int, int64, time.Duration, error) {}
+func (topicObserver) ProcessStarted(ctx context.Context, _ mq.MessageInfo) context.Context {
+	return ctx
+}
+func (topicObserver) HandlerFinished(context.Context, mq.MessageInfo, string, int, time.Duration, error) {
+}
+func (topicObserver) ProcessFinished(context.Context, mq.MessageInfo, mq.Outcome, time.Duration, error) {
+}
+func (topicObserver) Committed(string, string, int, int64)       {}
+func (topicObserver) Rebalanced(string, int32, map[string][]int) {}
+
+// A tombstone is a record with a null value, sent by a typed producer
+// without calling its codec; null and empty keys stay distinct.
+func TestProducerTombstoneSendsNullValue(t *testing.T) {
+	topic := cluster.NewTopic(t, 1)
+	codec := mq.CodecFuncs[ChatMessage]{
+		EncodeFunc: func(ChatMessage) ([]byte, error) { return nil, errors.New("the codec must not be called") },
+		DecodeFunc: func([]byte) (ChatMessage, error) { return ChatMessage{}, nil },
+	}
+	p := newProducer(t, topic, mq.WithCodec[ChatMessage](codec))
+	ctx := ctxT(t)
+	_, err := p.SendMessage(ctx, mq.Message[ChatMessage]{Key: []byte("gone"), Tombstone: true})
+	require.NoError(t, err)
+	_, err = p.SendMessage(ctx, mq.Message[ChatMessage]{Key: []byte{}, Tombstone: true})
+	require.NoError(t, err)
+	_, err = p.SendMessage(ctx, mq.Message[ChatMessage]{Key: nil, Tombstone: true})
+	require.NoError(t, err)
+	_, err = p.SendMessage(ctx, mq.Message[ChatMessage]{Key: []byte("x")})
+	require.ErrorContains(t, err, "the codec must not be called", "a message that is no tombstone is encoded")
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.Addrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	var recs []*kgo.Record
+	for len(recs) < 3 {
+		fs := cl.PollFetches(ctx)
+		require.NoError(t, ctx.Err())
+		recs = append(recs, fs.Records()...)
+	}
+	for i, r := range recs {
+		assert.Nil(t, r.Value, "record %d: null value", i)
+	}
+	assert.Equal(t, "gone", string(recs[0].Key))
+	assert.NotNil(t, recs[1].Key, "an empty key stays empty")
+	assert.Empty(t, recs[1].Key)
+	assert.Nil(t, recs[2].Key, "a nil key is null")
+}
+
+// With manual partitioning Message.Partition is used, 0 included; a
+// partition the topic does not have fails once metadata confirms it; a
+// negative one is rejected by Send.
+func TestProducerManualPartitioning(t *testing.T) {
+	topic := cluster.NewTopic(t, 3)
+	p := newProducer(t, topic, mq.WithManualPartitioning(true))
+	ctx := ctxT(t)
+	for _, part := range []int{2, 0, 1, 0} {
+		res, err := p.SendMessage(ctx, mq.Message[ChatMessage]{Partition: part, Key: []byte("same key"), Value: ChatMessage{ID: part}})
+		require.NoError(t, err)
+		assert.Equal(t, part, res.Partition)
+	}
+	_, err := p.SendMessage(ctx, mq.Message[ChatMessage]{Partition: 7, Value: ChatMessage{ID: 7}})
+	require.ErrorIs(t, err, kafka.UnknownTopicOrPartition)
+	assert.Contains(t, err.Error(), "partition 7")
+	_, err = p.SendMessage(ctx, mq.Message[ChatMessage]{Partition: -1, Value: ChatMessage{ID: -1}})
+	require.ErrorContains(t, err, "invalid partition -1")
+	end, err := cluster.EndOffsets(ctx, topic)
+	require.NoError(t, err)
+	assert.Equal(t, map[int]int64{0: 2, 1: 1, 2: 1}, end)
+}
+
+// A message larger than the producer's limits is rejected by Send with
+// ErrMessageTooLarge, before anything is buffered.
+func TestProducerMessageTooLargeLocally(t *testing.T) {
+	topic := cluster.NewTopic(t, 1)
+	p := newProducer(t, topic, mq.WithMaxRequestSize(1000))
+	_, err := p.Send(ctxT(t), nil, ChatMessage{Body: strings.Repeat("x", 2000)})
+	require.ErrorIs(t, err, mq.ErrMessageTooLarge)
+	assert.Contains(t, err.Error(), "max request size of 1000")
+	assert.Zero(t, p.Stats().Sent)
 }

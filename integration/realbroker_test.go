@@ -106,7 +106,8 @@ func TestRealBrokerAcks(t *testing.T) {
 
 // With auto.create.topics.enable=false (and mq never asking for creation), a
 // send to a missing topic fails with an error naming the topic, within the
-// delivery timeout, and the topic still does not exist afterwards.
+// delivery timeout (a synchronous Send returns it, SendAsync's callback gets
+// it), and the topic still does not exist afterwards.
 func TestRealBrokerMissingTopicIsNotAutoCreated(t *testing.T) {
 	requireRealBroker(t)
 	const deliveryTimeout = 2 * time.Second
@@ -130,10 +131,17 @@ func TestRealBrokerMissingTopicIsNotAutoCreated(t *testing.T) {
 		_, err := p.Send(ctx, []byte("k"), ChatMessage{ID: 1})
 		return err
 	})
+	// SendAsync never waits for metadata: it buffers, and the callback gets
+	// the error.
 	check("SendAsync", func() error {
-		return p.SendAsync(ctx, mq.Message[ChatMessage]{Value: ChatMessage{ID: 2}}, func(mq.Message[ChatMessage], error) {
-			t.Error("SendAsync returned an error, its callback must not run")
-		})
+		reported := make(chan error, 1)
+		if err := p.SendAsync(ctx, mq.Message[ChatMessage]{Value: ChatMessage{ID: 2}}, func(_ mq.Message[ChatMessage], err error) {
+			reported <- err
+		}); err != nil {
+			t.Errorf("SendAsync: %v (it reports through its callback)", err)
+			return err
+		}
+		return <-reported
 	})
 	require.NoError(t, p.Close())
 
@@ -142,8 +150,9 @@ func TestRealBrokerMissingTopicIsNotAutoCreated(t *testing.T) {
 }
 
 // A message larger than the broker's message.max.bytes (1 MiB by default),
-// let through by a larger WithBatchBytes, fails at once with the broker's
-// MESSAGE_TOO_LARGE error instead of hanging or being retried until the
+// let through by larger WithBatchBytes and WithMaxRequestSize limits, fails
+// at once with the broker's MESSAGE_TOO_LARGE error (wrapping
+// mq.ErrMessageTooLarge) instead of hanging or being retried until the
 // delivery timeout, and the producer keeps working.
 func TestRealBrokerMessageTooLarge(t *testing.T) {
 	requireRealBroker(t)
@@ -153,7 +162,8 @@ func TestRealBrokerMessageTooLarge(t *testing.T) {
 	const deliveryTimeout = time.Hour
 	newBytesProducer := func(t *testing.T, topic string, opts ...mq.ProducerOption) *mq.Producer[[]byte] {
 		p, err := mq.NewProducer[[]byte](cluster.Addrs(), topic, append([]mq.ProducerOption{
-			mq.WithCodec[[]byte](mq.BytesCodec{}), mq.WithBatchBytes(4 << 20), mq.WithDeliveryTimeout(deliveryTimeout),
+			mq.WithCodec[[]byte](mq.BytesCodec{}), mq.WithBatchBytes(4 << 20), mq.WithMaxRequestSize(4 << 20),
+			mq.WithDeliveryTimeout(deliveryTimeout),
 		}, opts...)...)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = p.Close() })
@@ -171,6 +181,7 @@ func TestRealBrokerMessageTooLarge(t *testing.T) {
 		require.Error(t, err)
 		t.Logf("2 MiB message: after %v: %.300v", took.Round(time.Millisecond), err)
 		assert.ErrorIs(t, err, kafka.MessageSizeTooLarge)
+		assert.ErrorIs(t, err, mq.ErrMessageTooLarge)
 		assert.Contains(t, err.Error(), "Message Size Too Large")
 		assert.NotErrorIs(t, err, context.DeadlineExceeded, "rejected at once, not retried")
 

@@ -7,7 +7,8 @@ package integration
 //	MQ_SECURE_TESTS=1 go test -race -count=1 -run TestSecuredBroker -v ./integration/
 //
 // Without MQ_SECURE_TESTS the test skips; with it, a broker that cannot start
-// (no Java, no jars, busy port) fails the test. MQ_SECURE_PORT_BASE (19092)
+// (no Java, no jars, busy port) fails the test. MQ_SECURE_NAME (mq-secure)
+// names the broker instance (its state dir), MQ_SECURE_PORT_BASE (19092)
 // moves the six ports: base PLAINTEXT (admin, inter-broker), base+1
 // CONTROLLER, base+2 SASL_PLAINTEXT (SCRAM-SHA-256/512), base+3 SSL, base+4
 // MTLS (SSL with ssl.client.auth=required), base+5 SASL_SSL (SCRAM over TLS).
@@ -60,7 +61,7 @@ import (
 const (
 	envSecure         = "MQ_SECURE_TESTS"
 	envSecurePortBase = "MQ_SECURE_PORT_BASE"
-	secureBrokerName  = "mq-secure"
+	envSecureName     = "MQ_SECURE_NAME"
 	secureUser        = "alice"
 
 	// failFast bounds how long a client with bad credentials or an untrusted
@@ -248,6 +249,10 @@ func startSecureKafka(t *testing.T) *secureKafka {
 		}
 	}
 
+	name := "mq-secure"
+	if v := os.Getenv(envSecureName); v != "" {
+		name = v
+	}
 	base := 19092
 	if v := os.Getenv(envSecurePortBase); v != "" {
 		base, err = strconv.Atoi(v)
@@ -258,14 +263,14 @@ func startSecureKafka(t *testing.T) *secureKafka {
 		ports[i] = base + i
 		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))); err != nil {
 			fail("port %d is busy (another secured broker still running? scripts/kafka/stop.sh --purge %s; or set %s): %v",
-				ports[i], secureBrokerName, envSecurePortBase, err)
+				ports[i], name, envSecurePortBase, err)
 		} else {
 			_ = ln.Close()
 		}
 	}
 	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
 	sk := &secureKafka{
-		name:          secureBrokerName,
+		name:          name,
 		plainAddr:     addr(ports[0]),
 		saslAddr:      addr(ports[2]),
 		sslAddr:       addr(ports[3]),

@@ -53,6 +53,8 @@ type sizes struct {
 	rate       int
 	slowWait   time.Duration
 	partitions int
+	hDur       time.Duration // h: measured window
+	hDelay     time.Duration // h: how late the slow broker answers produce requests
 }
 
 var fullSizes = sizes{
@@ -64,6 +66,7 @@ var fullSizes = sizes{
 	fDur: 10 * time.Second,
 	g:    1_000_000, gDur: 15 * time.Second,
 	conc: 64, rate: 1000, slowWait: time.Millisecond, partitions: 12,
+	hDur: 10 * time.Second, hDelay: 3 * time.Second,
 }
 
 var quickSizes = sizes{
@@ -75,9 +78,10 @@ var quickSizes = sizes{
 	fDur: 300 * time.Millisecond,
 	g:    100_000, gDur: 500 * time.Millisecond,
 	conc: 64, rate: 1000, slowWait: time.Millisecond, partitions: 12,
+	hDur: time.Second, hDelay: 300 * time.Millisecond,
 }
 
-var allWorkloads = []string{"a", "b", "c", "d", "e1", "e8", "f", "g"}
+var allWorkloads = []string{"a", "b", "c", "d", "e1", "e8", "f", "g", "h"}
 
 var workloadTitle = map[string]string{
 	"a":  "a produce 1KiB JSON",
@@ -88,6 +92,7 @@ var workloadTitle = map[string]string{
 	"e8": "e consume 1ms, 8 lanes",
 	"f":  "f end-to-end 1k/s",
 	"g":  "g 1M backlog, slow",
+	"h":  "h sync x64, 1/3 brokers slow",
 }
 
 // systemsFor lists the systems run on a workload, in table order.
@@ -117,6 +122,8 @@ func systemsFor(w string, real bool) []string {
 		if real {
 			s = append(s, "kcat")
 		}
+	case "h":
+		s = []string{"mq", "franz-go"}
 	}
 	return s
 }
@@ -138,7 +145,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var wl string
 	fs.StringVar(&o.brokers, "brokers", "", "broker host:port[,host:port] (default: $KAFKA_BROKERS, else an embedded kfake broker)")
 	fs.IntVar(&o.runs, "runs", 3, "runs per system and workload; figures are medians")
-	fs.StringVar(&wl, "workloads", "a,b,c,d,e,f,g", "workloads to run (a-g; e runs e1 and e8)")
+	fs.StringVar(&wl, "workloads", "a,b,c,d,e,f,g,h", "workloads to run (a-h; e runs e1 and e8)")
 	fs.BoolVar(&o.quick, "quick", false, "tiny counts, 1 run, for CI: checks that everything runs")
 	fs.BoolVar(&o.embedded, "embedded", false, "use the embedded broker even if KAFKA_BROKERS is set")
 	fs.BoolVar(&o.markdown, "markdown", false, "print the table as Markdown")
@@ -155,7 +162,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case slices.Contains(allWorkloads, w):
 			o.workloads = append(o.workloads, w)
 		default:
-			fmt.Fprintf(stderr, "mqbench: unknown workload %q (want a-g)\n", w)
+			fmt.Fprintf(stderr, "mqbench: unknown workload %q (want a-h)\n", w)
 			return 2
 		}
 	}
@@ -187,6 +194,7 @@ type bencher struct {
 	log     io.Writer
 	results map[string]map[string][]result // workload -> system -> runs
 	topics  map[string]string              // prefilled topics by workload
+	slow    *slowCluster                   // h: three kfake brokers, one slow
 }
 
 func bench(o options, stdout, stderr io.Writer) error {
@@ -238,6 +246,9 @@ func bench(o options, stdout, stderr io.Writer) error {
 		if err := b.runWorkload(ctx, w); err != nil {
 			return fmt.Errorf("workload %s: %w", w, err)
 		}
+	}
+	if b.slow != nil {
+		b.slow.close()
 	}
 	took := time.Since(began).Round(time.Second)
 	b.logf("done in %v", took)
@@ -440,6 +451,8 @@ func (b *bencher) runOne(ctx context.Context, w, sys string, run int) (result, e
 	brokers := strings.Join(b.brokers, ",")
 	group := mqtest.UniqueName("mqbench-" + w + "-" + strings.ReplaceAll(sys, "/", "-"))
 	switch w {
+	case "h":
+		return b.runSlowBroker(ctx, s)
 	case "a", "b", "c", "f":
 		topic, err := b.newTopic(ctx, w)
 		if err != nil {
@@ -552,6 +565,8 @@ func headline(w string) (name string, f func(result) float64) {
 	switch w {
 	case "b", "f":
 		return "p50", func(r result) float64 { return r.P50 }
+	case "h":
+		return "p99", func(r result) float64 { return r.P99 }
 	case "g":
 		return "RSS", func(r result) float64 { return r.RSS }
 	}
@@ -709,6 +724,13 @@ func (b *bencher) targets() []target {
 	if mq, ok := get("g", "mq"); ok {
 		add("(g) peak RSS ≤ 256 MiB with a 1M backlog", true, mq.RSS <= 256,
 			fmt.Sprintf("mq %.0f MiB (backlog %d)", mq.RSS, b.sz.g))
+	}
+	if mq, ok := get("h", "mq"); ok {
+		detail := fmt.Sprintf("mq p50 %.2f ms, p99 %.2f ms to the healthy brokers' partitions", mq.P50, mq.P99)
+		if fr, ok := get("h", "franz-go"); ok {
+			detail += fmt.Sprintf(" (franz-go p50 %.2f ms, p99 %.2f ms)", fr.P50, fr.P99)
+		}
+		add(fmt.Sprintf("(h) one broker %v late: the others' sync sends p99 ≤ 50 ms", b.sz.hDelay), true, mq.P99 <= 50, detail)
 	}
 	return ts
 }

@@ -31,6 +31,8 @@ type spec struct {
 	Rate     int           `json:"rate"`     // msgs/s (f)
 	Lanes    int           `json:"lanes"`    // mq lanes (e)
 	Wait     time.Duration `json:"wait"`     // handler wait (e, g)
+	Parts    int           `json:"parts"`    // partitions of the topic (h)
+	Slow     []int32       `json:"slow"`     // partitions led by the slow broker (h)
 }
 
 const workerTimeout = 5 * time.Minute
@@ -64,6 +66,8 @@ func runWorker(s spec) (result, error) {
 		res, err = w.consume()
 	case "f":
 		res, err = w.endToEnd()
+	case "h":
+		res, err = w.produceSlowBroker()
 	default:
 		err = fmt.Errorf("unknown workload %q", s.Workload)
 	}

@@ -148,7 +148,7 @@ func (s *sc) standard(c *collected) {
 	s.require(r.DoubleOutcome == 0, "%d sends with more than one reported outcome", r.DoubleOutcome)
 	s.require(r.BadHandled == 0, "%d poison/always-panicking messages were handled successfully", r.BadHandled)
 	if r.LogInversions > 0 {
-		s.note("%d per-key sequence inversions written by the producer (retried produce requests; kafka-go has no idempotent producer)", r.LogInversions)
+		s.note("%d per-key sequence inversions written by the producer (retried produce requests: only a producer without idempotence can)", r.LogInversions)
 	}
 	if r.LogDupIDs > 0 {
 		s.note("%d messages written twice by the producer (retries after a lost response)", r.LogDupIDs)

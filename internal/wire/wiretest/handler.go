@@ -24,6 +24,7 @@ type Request struct {
 	Key           protocol.ApiKey // its API
 	Version       int16           // its API version
 	CorrelationID int32
+	Size          int // the request frame's size in bytes, its size prefix included
 	ClientID      string
 	Msg           protocol.Message // the decoded request (a kafka-go request type)
 }

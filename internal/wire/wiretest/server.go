@@ -101,6 +101,7 @@ func (sc *serverConn) readLoop() {
 			Key:           key,
 			Version:       version,
 			CorrelationID: corrID,
+			Size:          len(frame),
 			ClientID:      clientID,
 			Msg:           msg,
 		}

@@ -1,4 +1,4 @@
-package mq
+package produce
 
 import (
 	"encoding/binary"
@@ -13,18 +13,37 @@ import (
 	"github.com/segmentio/kafka-go/compress/snappy"
 )
 
-// The producer encodes each partition's batch itself, as a Kafka v2 record
+// The engine encodes each partition's batch itself, as a Kafka v2 record
 // batch (KIP-98), and sends it in a raw produce request. Compared with
-// handing records to kafka-go's protocol encoder this lets a round encode its
-// batches in parallel before the request leaves, and lets snappy use s2's
-// fast block encoder (kafka-go's default snappy level is the slower
-// "better" one, which cost a third of the producer's CPU in benchmarks).
-// Every other codec is kafka-go's own. Consumers, kcat and the Java client
-// read these batches byte for byte: the interop tests check every codec.
+// handing records to kafka-go's protocol encoder this lets a request encode
+// its batches in parallel before it leaves, lets a retry resend the same
+// bytes, carries the producer ID, epoch and base sequence of idempotence,
+// and lets snappy use s2's fast encoder on one block per batch (kafka-go's
+// default is the slower "better" level in 32 KiB xerial blocks, which cost
+// a third of the producer's CPU in benchmarks). Every other codec is
+// kafka-go's own. Consumers, kcat and the Java client read these batches
+// byte for byte: the interop tests check every codec.
 
-// fastSnappy is xerial-framed snappy, like kafka-go's, with s2's fast
-// encoder. It is a private instance: kafka-go's global codec is untouched.
-var fastSnappy = &snappy.Codec{Framing: snappy.Framed, Compression: snappy.FasterCompression}
+// Compression is a record batch codec, numbered as in Kafka's batch
+// attributes (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+type Compression int8
+
+// Codecs.
+const (
+	CompressionNone   Compression = 0
+	CompressionGzip   Compression = 1
+	CompressionSnappy Compression = 2
+	CompressionLz4    Compression = 3
+	CompressionZstd   Compression = 4
+)
+
+// fastSnappy compresses a batch's records as one raw snappy block with s2's
+// fast encoder, as franz-go and librdkafka write snappy batches; the Java
+// client, kcat and kafka-go read both raw and xerial-framed snappy (the
+// interop tests check). Xerial framing (kafka-go's default, 32 KiB blocks)
+// took twice the CPU: s2 clears its hash table for every block. It is a
+// private instance: kafka-go's global codec is untouched.
+var fastSnappy = &snappy.Codec{Framing: snappy.Unframed, Compression: snappy.FasterCompression}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -32,7 +51,18 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // recordCount, plus the 4-byte size prefix of the produce request field.
 const batchHeaderSize = 4 + 61
 
-// encBuf holds one encoded batch; pooled between rounds.
+// identity is what a batch carries for idempotence: the producer ID and
+// epoch and the sequence number of its first record. noIdentity (all -1)
+// marks a batch of a producer without idempotence.
+type identity struct {
+	producerID int64
+	epoch      int16
+	seq        int32
+}
+
+var noIdentity = identity{producerID: -1, epoch: -1, seq: -1}
+
+// encBuf holds one encoded batch.
 type encBuf struct {
 	out  []byte // size prefix + header + records (compressed or not)
 	recs []byte // uncompressed records, when compressing
@@ -40,13 +70,24 @@ type encBuf struct {
 
 var encBufs = sync.Pool{New: func() any { return new(encBuf) }}
 
-// encodeBatch encodes recs as one v2 record batch, preceded by its int32 size
-// as a produce request carries it, into b.out.
-func encodeBatch[T any](b *encBuf, recs []*record[T], codec Compression, now time.Time) error {
+// maxPooledBatch bounds the encode buffers kept for reuse.
+const maxPooledBatch = 4 << 20
+
+func putEncBuf(b *encBuf) {
+	if b != nil && cap(b.out) <= maxPooledBatch && cap(b.recs) <= maxPooledBatch {
+		b.out, b.recs = b.out[:0], b.recs[:0]
+		encBufs.Put(b)
+	}
+}
+
+// encodeBatch encodes recs as one v2 record batch carrying id, preceded by
+// its int32 size as a produce request carries it, into b.out. A record with
+// a zero Time is stamped with now.
+func encodeBatch(b *encBuf, recs []*Record, codec Compression, id identity, now time.Time) error {
 	if len(recs) == 0 {
 		return fmt.Errorf("mq: empty record batch")
 	}
-	first := recs[0].msg.Time
+	first := recs[0].Time
 	if first.IsZero() {
 		first = now
 	}
@@ -61,11 +102,11 @@ func encodeBatch[T any](b *encBuf, recs []*record[T], codec Compression, now tim
 	}
 	for i, r := range recs {
 		ts := firstTS
-		if !r.msg.Time.IsZero() {
-			ts = r.msg.Time.UnixMilli()
+		if !r.Time.IsZero() {
+			ts = r.Time.UnixMilli()
 		}
 		maxTS = max(maxTS, ts)
-		records = appendRecord(records, r.msg.Key, r.value, r.msg.Headers, ts-firstTS, int64(i))
+		records = appendRecord(records, r.Key, r.Value, r.Headers, ts-firstTS, int64(i))
 	}
 	if codec != CompressionNone {
 		b.recs = records
@@ -92,9 +133,9 @@ func encodeBatch[T any](b *encBuf, recs []*record[T], codec Compression, now tim
 	be.PutUint32(h[27:], uint32(len(recs)-1))                  // last offset delta
 	be.PutUint64(h[31:], uint64(firstTS))                      // first timestamp
 	be.PutUint64(h[39:], uint64(maxTS))                        // max timestamp
-	be.PutUint64(h[47:], 0xffffffffffffffff)                   // producer id: -1
-	be.PutUint16(h[55:], 0xffff)                               // producer epoch: -1
-	be.PutUint32(h[57:], 0xffffffff)                           // base sequence: -1
+	be.PutUint64(h[47:], uint64(id.producerID))                // producer id
+	be.PutUint16(h[55:], uint16(id.epoch))                     // producer epoch
+	be.PutUint32(h[57:], uint32(id.seq))                       // base sequence
 	be.PutUint32(h[61:], uint32(len(recs)))                    // record count
 	be.PutUint32(h[21:], crc32.Checksum(out[25:], castagnoli)) // attributes to the end
 	b.out = out
@@ -102,7 +143,7 @@ func encodeBatch[T any](b *encBuf, recs []*record[T], codec Compression, now tim
 }
 
 // appendRecord appends one v2 record. A nil key, value or header value is
-// encoded as null (-1), as kafka-go does.
+// encoded as null (-1).
 func appendRecord(dst, key, value []byte, headers []kafka.Header, tsDelta, offsetDelta int64) []byte {
 	n := 1 + varintLen(tsDelta) + varintLen(offsetDelta) + nullBytesLen(key) + nullBytesLen(value) +
 		varintLen(int64(len(headers)))
@@ -149,7 +190,7 @@ func varintLen(v int64) int {
 	return n
 }
 
-// compressWriter returns the writer of codec (validated at construction).
+// compressWriter returns the writer of codec (validated by New).
 func compressWriter(codec Compression, w io.Writer) io.WriteCloser {
 	if codec == CompressionSnappy {
 		return fastSnappy.NewWriter(w)
