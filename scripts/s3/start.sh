@@ -56,6 +56,7 @@ done
 
 weed=$("$S3_SCRIPTS_DIR/install.sh")
 
+printf '%s\n' "$port" >"$state/port" # for stop.sh
 s3_log "starting SeaweedFS $SEAWEEDFS_VERSION '$name', S3 on 127.0.0.1:$port (log: $logfile)"
 : >"$logfile"
 # setsid + all fds redirected: the server outlives this script and never

@@ -38,6 +38,15 @@ if [[ -f $pidfile ]]; then
   fi
   rm -f "$pidfile" "$state/endpoint"
 fi
+# SeaweedFS puts the Unix sockets of its master and volume gRPC servers in /tmp.
+if [[ -f $state/port ]] && ! [[ -f $pidfile ]]; then
+  port=$(<"$state/port")
+  if [[ $port =~ ^[0-9]+$ ]]; then
+    for p in $(seq "$port" $((port + 7))); do
+      rm -f /tmp/seaweedfs-{master,volume,filer,s3}-grpc-"$p".sock
+    done
+  fi
+fi
 if ((purge)); then
   rm -rf "$state"
 fi
