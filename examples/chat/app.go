@@ -35,6 +35,7 @@ type Config struct {
 	Timeout       time.Duration // without Follow: how long to wait for all messages to be stored
 	RunID         string        // prefix of this run's message IDs; random if empty
 	HTTPAddr      string        // if set, serve /metrics (Prometheus) and /readyz, /livez, /healthz there
+	S3            S3Config      // if S3.Bucket is set, the backup goes to S3 instead of the backup file
 }
 
 // DefaultConfig returns the settings of the original chat backend.
@@ -56,8 +57,8 @@ type Summary struct {
 	Delivered   int   // messages the broker acknowledged
 	Failed      int   // messages that failed delivery (or could not be sent)
 	Persisted   int   // this run's rows in SQLite
-	BackedUp    int   // this run's distinct messages in the backup file
-	BackupLines int   // this run's lines in the backup file (> BackedUp after redelivery)
+	BackedUp    int   // this run's distinct messages in the backup (file or S3)
+	BackupLines int   // this run's records in the backup (> BackedUp after redelivery)
 	Committed   int64 // sum of the group's committed offsets over the topic's partitions
 	End         int64 // sum of the topic's end offsets: Committed < End means unconsumed messages
 	Elapsed     time.Duration
@@ -128,12 +129,12 @@ func Run(ctx context.Context, cfg Config, brokers []string, log *zap.Logger) (Su
 		return sum, err
 	}
 	defer store.Close()
-	backupPath := filepath.Join(cfg.DataDir, backupFile)
-	backup, err := OpenBackup(backupPath)
+	backup, err := openBackupTarget(ctx, cfg, prefix)
 	if err != nil {
 		return sum, err
 	}
 	defer backup.Close()
+	log.Info("backing up", zap.Stringer("to", backup))
 
 	// Idempotent: an existing topic with as many partitions is fine.
 	// ReplicationFactor 0 takes the cluster's default.
@@ -166,7 +167,7 @@ func Run(ctx context.Context, cfg Config, brokers []string, log *zap.Logger) (Su
 	if err := consumer.RegisterHandler(mq.HandlerFunc[MessageEvent](store.Persist), mq.WithHandlerName("persist")); err != nil {
 		return sum, err
 	}
-	if err := consumer.RegisterHandler(mq.HandlerFunc[MessageEvent](backup.Append), mq.WithHandlerName("backup")); err != nil {
+	if err := consumer.RegisterHandler(backup.Handler(), mq.WithHandlerName("backup")); err != nil {
 		return sum, err
 	}
 	consumerCtx, stopConsumer := context.WithCancel(ctx)
@@ -236,9 +237,8 @@ func Run(ctx context.Context, cfg Config, brokers []string, log *zap.Logger) (Su
 		// Both outputs are read back, so this also works when other
 		// instances of the service share the data directory and take
 		// some of the partitions.
-		counter := NewBackupCounter(backupPath, prefix)
 		stored := func() bool {
-			if _, n, err := counter.Count(); err != nil || n < sum.Delivered {
+			if _, n, err := backup.Count(ctx); err != nil || n < sum.Delivered {
 				return false
 			}
 			n, err := store.Count(ctx, prefix)
@@ -269,7 +269,7 @@ func Run(ctx context.Context, cfg Config, brokers []string, log *zap.Logger) (Su
 	if err := backup.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	if sum.BackupLines, sum.BackedUp, err = CountBackup(backupPath, prefix); err != nil {
+	if sum.BackupLines, sum.BackedUp, err = backup.Count(sctx); err != nil {
 		errs = append(errs, err)
 	}
 	offsets, err := mq.GroupOffsets(sctx, brokers, cfg.Group, cfg.Topic)

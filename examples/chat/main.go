@@ -2,13 +2,14 @@
 // chat messages through Kafka with a [mq.Producer], and a [mq.KafkaConsumer]
 // in group chat-service stores each one twice, in an embedded SQLite database
 // (handler "persist", an idempotent upsert) and in a JSON-lines backup file
-// (handler "backup").
+// (handler "backup") or, given a bucket, in S3 objects written by mqs3.
 //
 // It uses an in-process Kafka broker unless KAFKA_BROKERS names a cluster:
 //
 //	go run ./examples/chat                      # embedded broker, 1000 messages
 //	go run ./examples/chat -n 50000 -data /tmp/chat
 //	KAFKA_BROKERS=localhost:9092 go run ./examples/chat -follow
+//	go run ./examples/chat -s3-endpoint http://127.0.0.1:8333 -s3-bucket chat -s3-anonymous
 //
 // It prints a summary and exits with status 1 when a message was lost or the
 // consumer failed. Several instances may run at once as members of the group;
@@ -44,8 +45,16 @@ func run() int {
 	flag.BoolVar(&cfg.Follow, "follow", false, "keep consuming until SIGINT/SIGTERM instead of stopping once everything sent is stored")
 	flag.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "without -follow: how long to wait for the sent messages to be stored")
 	flag.StringVar(&cfg.HTTPAddr, "http", "", "serve Prometheus /metrics and /readyz, /livez, /healthz on this address (e.g. 127.0.0.1:8080)")
+	flag.StringVar(&cfg.S3.Endpoint, "s3-endpoint", os.Getenv("MQ_CHAT_S3_ENDPOINT"), "back up to this S3 endpoint, e.g. http://127.0.0.1:8333 (default $MQ_CHAT_S3_ENDPOINT; empty with -s3-bucket: AWS S3)")
+	flag.StringVar(&cfg.S3.Bucket, "s3-bucket", os.Getenv("MQ_CHAT_S3_BUCKET"), "back up to this S3 bucket instead of "+backupFile+" (default $MQ_CHAT_S3_BUCKET)")
+	flag.StringVar(&cfg.S3.Prefix, "s3-prefix", envOr("MQ_CHAT_S3_PREFIX", "chat"), "key prefix of the backup objects (default $MQ_CHAT_S3_PREFIX or chat)")
+	flag.BoolVar(&cfg.S3.Anonymous, "s3-anonymous", os.Getenv("MQ_CHAT_S3_ANONYMOUS") == "1", "unsigned S3 requests, for a local SeaweedFS (default: $MQ_CHAT_S3_ANONYMOUS=1; else AWS credentials)")
 	verbose := flag.Bool("v", false, "log at debug level")
 	flag.Parse()
+	if cfg.S3.Bucket == "" && cfg.S3.Endpoint != "" {
+		fmt.Fprintln(os.Stderr, "chat: -s3-endpoint needs -s3-bucket")
+		return 2
+	}
 
 	log, err := newLogger(*verbose)
 	if err != nil {
@@ -94,6 +103,14 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "chat: interrupted")
 	}
 	return code
+}
+
+// envOr returns the environment variable name, or def when it is empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 // newLogger returns a compact console logger at info level (debug with -v).
