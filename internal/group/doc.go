@@ -4,9 +4,17 @@
 // built on it reads what Java members send, sends what they read, and, as
 // leader, hands out the assignment a Java leader would.
 //
-// Group membership itself (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) is
-// not here yet; everything in this package is pure and safe for concurrent
-// use.
+// Membership is a member of such a group on mq's wire layer: JoinGroup
+// (MEMBER_ID_REQUIRED handled, static membership with an instance ID),
+// SyncGroup (the leader runs the chosen assignor over the members' decoded
+// subscriptions), a heartbeat goroutine that lives as long as the member —
+// including while its owner drains revoked partitions — coordinator
+// rediscovery, LeaveGroup on close (dynamic members only), and OffsetCommit
+// and OffsetFetch through the member's generation. Requests go at versions
+// kafka-go's types encode correctly (JoinGroup v5, SyncGroup v3, Heartbeat and
+// LeaveGroup v3 with their responses decoded here, OffsetCommit v7,
+// OffsetFetch v5). The codec and assignors are pure and safe for concurrent
+// use; so is a Membership.
 //
 // # Codec
 //

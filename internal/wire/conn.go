@@ -137,7 +137,19 @@ func (c *Conn) RoundTrip(ctx context.Context, req protocol.Message) (protocol.Me
 	return p.Wait(ctx)
 }
 
+// SendMax is Send (raw: SendRaw) at a version no higher than max: for
+// requests whose kafka-go type encodes or decodes wrongly above some version
+// (the group package caps Heartbeat and LeaveGroup below their flexible
+// versions and decodes their responses itself).
+func (c *Conn) SendMax(ctx context.Context, req protocol.Message, max int16, raw bool) (*Pending, error) {
+	return c.sendAt(ctx, req, raw, max)
+}
+
 func (c *Conn) send(ctx context.Context, req protocol.Message, raw bool) (*Pending, error) {
+	return c.sendAt(ctx, req, raw, -1)
+}
+
+func (c *Conn) sendAt(ctx context.Context, req protocol.Message, raw bool, max int16) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -149,6 +161,9 @@ func (c *Conn) send(ctx context.Context, req protocol.Message, raw bool) (*Pendi
 	if !ok {
 		return nil, fmt.Errorf("wire: %s: %s is not supported in any version kafka-go knows: %w",
 			c.addr, key, kafka.UnsupportedVersion)
+	}
+	if max >= 0 && version > max {
+		version = max
 	}
 	if p, ok := req.(protocol.PreparedMessage); ok {
 		p.Prepare(version)
