@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqkit/mq/internal/fetch"
+	"github.com/mqkit/mq/internal/group"
 	"github.com/mqkit/mq/internal/wire"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -40,9 +41,10 @@ import (
 // partitions it leads, into one buffer budget for the whole consumer
 // ([WithFetchBufferBytes]). Transaction markers never reach handlers, and
 // committed offsets move past them ([WithIsolationLevel]). Group membership
-// is kafka-go's ConsumerGroup and Generation API (not its group Reader,
-// whose commits can go to the wrong generation or backwards around
-// rebalances).
+// is mq's own implementation of the classic consumer-group protocol, which
+// Java members share (see [WithGroupProtocol], [WithGroupInstanceID]): it
+// heartbeats for the member's whole life, including while revoked
+// partitions drain, so the commit at revoke goes through.
 type KafkaConsumer[T any] struct {
 	cfg     consumerConfig
 	brokers []string
@@ -55,6 +57,7 @@ type KafkaConsumer[T any] struct {
 	consumerCounters
 	parts   atomic.Pointer[[]*partitionState] // current generation, for Stats and Health
 	joined  atomic.Bool
+	missing atomic.Pointer[[]string] // consumed topics found missing, while waiting for them
 	fetcher atomic.Pointer[fetch.Fetcher] // while running, for Stats
 
 	mu       sync.Mutex
@@ -212,33 +215,13 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 	for i, sub := range subs {
 		topics[i] = sub.topic
 	}
-	sugar := c.log.Sugar()
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                     c.group,
-		Brokers:                c.brokers,
-		Dialer:                 dialer,
-		Topics:                 topics,
-		GroupBalancers:         c.cfg.groupBalancers,
-		HeartbeatInterval:      c.cfg.heartbeatInterval,
-		SessionTimeout:         c.cfg.sessionTimeout,
-		RebalanceTimeout:       c.cfg.rebalanceTimeout,
-		WatchPartitionChanges:  true,
-		PartitionWatchInterval: 5 * time.Second,
-		JoinGroupBackoff:       time.Second,
-		StartOffset:            int64(c.cfg.startOffset),
-		Timeout:                c.cfg.commitTimeout,
-		Logger:                 kafka.LoggerFunc(func(f string, a ...any) { sugar.Debugf(f, a...) }),
-		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { sugar.Warnf(f, a...) }),
-	})
-	if err != nil {
-		return fmt.Errorf("mq: consumer group %q: %w", c.group, err)
-	}
 
 	pool := wire.NewPool(c.cfg.wireDialer())
 	defer func() { _ = pool.Close() }()
+	client := wire.NewClient(pool, c.brokers)
 	fetcher := fetch.New(fetch.Config{
 		Network:           pool,
-		Client:            wire.NewClient(pool, c.brokers),
+		Client:            client,
 		Isolation:         fetch.IsolationLevel(c.cfg.isolation),
 		MinBytes:          int32(c.cfg.minBytes),
 		MaxWait:           c.cfg.maxWait,
@@ -251,53 +234,49 @@ func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 	c.fetcher.Store(fetcher)
 	defer c.fetcher.Store(nil)
 
+	member, err := group.NewMembership(group.Config{
+		Network:           pool,
+		Client:            client,
+		Group:             c.group,
+		InstanceID:        c.cfg.instanceID,
+		Rack:              c.cfg.rack,
+		Topics:            topics,
+		Assignors:         c.cfg.assignors(),
+		SessionTimeout:    c.cfg.sessionTimeout,
+		RebalanceTimeout:  c.cfg.rebalanceTimeout,
+		HeartbeatInterval: c.cfg.heartbeatInterval,
+		RequestTimeout:    c.cfg.commitTimeout,
+		Logger:            c.log,
+	})
+	if err != nil {
+		return fmt.Errorf("mq: consumer group %q: %w", c.group, err)
+	}
+
 	s := &session[T]{c: c, handlers: handlers, runCtx: runCtx, stop: stop, userCtx: ctx, dialer: dialer,
 		fetcher: fetcher, subs: subs}
 	defer s.closePublishers()
 	if err := s.checkRecoveryTopics(runCtx); err != nil {
-		_ = cg.Close()
+		_ = member.Close(context.Background())
 		return err
 	}
-	var lastJoinErr error
-	joinedOnce := false
-	for runCtx.Err() == nil {
-		gen, err := cg.Next(runCtx)
-		if err != nil {
-			if runCtx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
-				break
-			}
-			if aerr := authError(err); errors.Is(aerr, ErrAuthentication) {
-				s.fail(fmt.Errorf("mq: consumer group %q: %w", c.group, aerr))
-				break
-			}
-			c.log.Warn("joining group failed, retrying", zap.Error(err))
-			if !membershipChurn(err) {
-				lastJoinErr = err
-			}
-			continue
-		}
-		joinedOnce = true
-		s.runGeneration(gen)
+	s.runGroup(member, client)
+
+	// Partitions are released and committed: now leave the group (a
+	// static member stays, for its restart).
+	leaveCtx, cancel := context.WithTimeout(context.Background(), c.cfg.commitTimeout+time.Second)
+	if err := member.Close(leaveCtx); err != nil {
+		c.log.Warn("leaving the group failed; the group rebalances after the session timeout", zap.Error(err))
 	}
-	closed := make(chan struct{})
-	go func() {
-		_ = cg.Close() // ends the generation and leaves the group
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(c.cfg.shutdownTimeout + c.cfg.commitTimeout):
-		c.log.Error("leaving the group timed out")
-	}
+	cancel()
 	c.setPartitions(nil)
 	c.joined.Store(false)
 	c.log.Info("consumer stopped")
 	if err := s.fatalErr(); err != nil {
 		return err
 	}
-	if !joinedOnce && lastJoinErr != nil {
+	if !s.joinedOnce && s.lastJoinErr != nil {
 		// Stopped without ever joining: say why rather than report success.
-		return fmt.Errorf("mq: consumer group %q never joined: %w", c.group, lastJoinErr)
+		return fmt.Errorf("mq: consumer group %q never joined: %w", c.group, s.lastJoinErr)
 	}
 	return nil
 }

@@ -42,6 +42,11 @@ var (
 	// shutdown timeout; its offsets were not committed and the messages will
 	// be delivered again.
 	ErrShutdownTimeout = errors.New("mq: shutdown timeout")
+
+	// ErrTopicNotFound is wrapped by the error [KafkaConsumer.Run] returns
+	// when a topic it consumes does not exist and [WithMissingTopicsFatal]
+	// is set. The error also matches kafka.UnknownTopicOrPartition.
+	ErrTopicNotFound = errors.New("mq: topic not found")
 )
 
 // DecodeError reports a message whose value could not be decoded: a poison

@@ -29,10 +29,14 @@ type HealthReport struct {
 func (c *KafkaConsumer[T]) Health() HealthReport {
 	r := HealthReport{Partitions: c.partitionStats()}
 	running := c.isRunning()
+	missing := c.missing.Load()
 	switch {
 	case !running:
 		r.Reason = "not running"
 		return r
+	case missing != nil:
+		r.Reason = fmt.Sprintf("waiting for missing topics %q (consumers never create topics)", *missing)
+		r.Live = true
 	case !c.joined.Load():
 		r.Reason = "not in a group generation (joining or rebalancing)"
 		r.Live = true

@@ -534,6 +534,10 @@ type consumerConfig struct {
 	retry             RetryPolicy
 	shutdownTimeout   time.Duration
 	groupBalancers    []kafka.GroupBalancer
+	groupProtocols    []GroupProtocol
+	instanceID        string
+	rack              string
+	missingFatal      bool
 	onAssigned        func(map[string][]int)
 	onRevoked         func(map[string][]int)
 	dialer            *kafka.Dialer
@@ -650,6 +654,29 @@ func (c *consumerConfig) validate() error {
 		return invalid("stuck threshold %v must be > 0", c.stuckThreshold)
 	case c.lanes < 1 || c.lanes > 1024:
 		return invalid("lanes %d must be within [1, 1024]", c.lanes)
+	case c.groupProtocols != nil && c.groupBalancers != nil:
+		return invalid("WithGroupProtocol and WithGroupBalancers exclude each other")
+	}
+	seen := make(map[GroupProtocol]bool)
+	for _, p := range c.groupProtocols {
+		switch p {
+		case GroupProtocolRange, GroupProtocolRoundRobin, GroupProtocolCooperativeSticky:
+		default:
+			return invalid("unknown group protocol %q (want %q, %q or %q)", string(p),
+				GroupProtocolRange, GroupProtocolRoundRobin, GroupProtocolCooperativeSticky)
+		}
+		if seen[p] {
+			return invalid("group protocol %q named twice", string(p))
+		}
+		seen[p] = true
+	}
+	if c.groupProtocols != nil && len(c.groupProtocols) == 0 {
+		return invalid("WithGroupProtocol needs at least one protocol")
+	}
+	for _, b := range c.groupBalancers {
+		if b == nil {
+			return invalid("nil group balancer")
+		}
 	}
 	// kafka-go encodes these as int32 milliseconds.
 	for name, d := range map[string]time.Duration{
@@ -760,11 +787,10 @@ func WithHeartbeatInterval(d time.Duration) ConsumerOption {
 }
 
 // WithRebalanceTimeout sets how long the group waits for members to rejoin
-// during a rebalance. In-flight handlers must finish well within it. A stop
-// requested while the consumer is blocked joining the group can take up to
-// this plus the commit timeout (5s) to return, because kafka-go's JoinGroup
-// call cannot be interrupted: keep it below your termination grace period.
-// This overrides the default of 30s.
+// during a rebalance. In-flight handlers of revoked partitions must finish
+// within it (the member keeps heartbeating while they drain, so they may
+// take longer than the session timeout, but not longer than this). This
+// overrides the default of 30s.
 func WithRebalanceTimeout(d time.Duration) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.rebalanceTimeout = d })
 }
@@ -790,10 +816,71 @@ func WithShutdownTimeout(d time.Duration) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.shutdownTimeout = d })
 }
 
-// WithGroupBalancers sets the partition assignment strategies, in order of
-// preference. This overrides the default of range, then round-robin.
+// WithGroupBalancers sets the partition assignment strategies as kafka-go
+// balancers, in order of preference. kafka.RangeGroupBalancer and
+// kafka.RoundRobinGroupBalancer become mq's own range and round-robin
+// assignors, which assign as Java's do; any other balancer runs as given
+// (eagerly), under its own protocol name.
+//
+// Deprecated: use [WithGroupProtocol], whose protocols Java members share.
 func WithGroupBalancers(b ...kafka.GroupBalancer) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.groupBalancers = b })
+}
+
+// GroupProtocol names a partition assignment strategy of the classic
+// consumer-group protocol, as the Java client names it
+// (partition.assignment.strategy).
+type GroupProtocol string
+
+// Group protocols. Range and round-robin rebalance eagerly: at every
+// rebalance each member stops all its partitions, commits and rejoins.
+// Cooperative-sticky rebalances incrementally (KIP-429): members keep the
+// partitions that stay with them, processing them through the rebalance,
+// and only partitions that move are drained, committed and handed over.
+const (
+	GroupProtocolRange             GroupProtocol = "range"
+	GroupProtocolRoundRobin        GroupProtocol = "roundrobin"
+	GroupProtocolCooperativeSticky GroupProtocol = "cooperative-sticky"
+)
+
+// WithGroupProtocol sets the assignment strategies the member offers, in
+// order of preference; the group uses the first one every member offers,
+// and its assignment is exactly what a Java leader computes. The default is
+// Java's: [GroupProtocolRange], then [GroupProtocolCooperativeSticky].
+// Offer [GroupProtocolCooperativeSticky] first (or alone) for incremental
+// rebalancing; a group moves from eager to cooperative by two rolling
+// restarts, as in Java (first offering both, cooperative second, then
+// cooperative first).
+func WithGroupProtocol(protocols ...GroupProtocol) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.groupProtocols = append([]GroupProtocol{}, protocols...) })
+}
+
+// WithGroupInstanceID makes the consumer a static member of its group
+// (KIP-345, Java's group.instance.id): restarted with the same ID within
+// the session timeout, it gets its partitions back without a rebalance, and
+// it does not leave the group when it stops (the group rebalances only when
+// its session times out). Every member of the group needs its own ID, for
+// example the pod name of a StatefulSet; a second member with the same ID
+// fences the first. Consider a longer session timeout with it.
+func WithGroupInstanceID(id string) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.instanceID = id })
+}
+
+// WithClientRack sets the rack of the consumer (Java's client.rack). It is
+// sent in the member's subscription; the range and cooperative-sticky
+// assignors then prefer partitions with a replica in the same rack
+// (KIP-881).
+func WithClientRack(rack string) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.rack = rack })
+}
+
+// WithMissingTopicsFatal makes [KafkaConsumer.Run] return an error wrapping
+// [ErrTopicNotFound] when a topic it consumes does not exist, rather than
+// waiting for it (Spring Kafka's missingTopicsFatal). By default the
+// consumer waits, checking again with backoff (1s doubling to 30s), logs one
+// line per check, and [KafkaConsumer.Ready] names the missing topics.
+func WithMissingTopicsFatal() ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.missingFatal = true })
 }
 
 // WithOnAssigned sets a function called with the partitions (by topic) that a

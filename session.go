@@ -17,15 +17,13 @@ import (
 
 // session holds the state of one Run call.
 //
-// Group membership and fetching meet at two seams. Whatever manages
-// membership (kafka-go's ConsumerGroup here) hands the session the
-// partitions a generation assigned, each with its start offset, and a
-// committer for their offsets; startPartition assigns one to the fetch
-// engine and starts its worker, and cancelling the context it was started
-// with stops it (the worker revokes it from the engine once its in-flight
-// messages are done). Nothing in a worker depends on the other partitions
-// of its generation, so incremental assignment can start and stop
-// partitions one by one.
+// Group membership (membership.go, on internal/group) and fetching meet at
+// one seam: startPartition assigns a partition to the fetch engine and
+// starts its worker, and cancelling the context it was started with stops
+// it (the worker revokes it from the engine once its in-flight messages are
+// done). Nothing in a worker depends on the other partitions of its
+// generation, so cooperative rebalancing starts and stops partitions one by
+// one.
 type session[T any] struct {
 	c        *KafkaConsumer[T]
 	handlers []registeredHandler[T]
@@ -36,6 +34,10 @@ type session[T any] struct {
 	fetcher  *fetch.Fetcher
 
 	subs []subscription // every topic the group subscribes to
+
+	// Written by runGroup only.
+	joinedOnce  bool
+	lastJoinErr error // the last join error that was not membership churn
 
 	mu      sync.Mutex
 	fatal   error
@@ -121,58 +123,6 @@ func (ps *partitionState) highWatermark() int64 {
 	return -1
 }
 
-// committer commits offsets through the group generation that owns their
-// partitions: the other seam with group membership.
-type committer interface {
-	CommitOffsets(offsets map[string]map[int]int64) error
-}
-
-// runGeneration consumes the partitions a generation assigned and returns
-// once their processed offsets were committed for the last time: when the
-// generation ends (rebalance) or the run stops.
-func (s *session[T]) runGeneration(gen *kafka.Generation) {
-	c := s.c
-	ids := make(map[string][]int)
-	var parts []*partitionState
-	for _, sub := range s.subs {
-		for _, a := range gen.Assignments[sub.topic] {
-			ids[sub.topic] = append(ids[sub.topic], a.ID)
-			parts = append(parts, newPartitionState(sub, a.ID, a.Offset))
-		}
-	}
-	c.rebalances.Add(1)
-	c.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Any("partitions", ids))
-	if c.cfg.onAssigned != nil {
-		c.cfg.onAssigned(ids)
-	}
-	if obs := c.cfg.observer; obs != nil {
-		obs.Rebalanced(c.group, gen.ID, ids)
-	}
-	c.setPartitions(parts)
-	c.joined.Store(true)
-
-	final := make(chan struct{})
-	gen.Start(func(genCtx context.Context) {
-		// A context of the standard library's kind: kafka-go's generation
-		// context would cost every partition a goroutine watching it.
-		partCtx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		stopWatch := context.AfterFunc(genCtx, cancel)
-		defer stopWatch()
-		for _, ps := range parts {
-			s.startPartition(partCtx, ps)
-		}
-		s.commitLoop(gen, gen.ID, genCtx, parts)
-		if c.cfg.onRevoked != nil {
-			c.cfg.onRevoked(ids)
-		}
-		c.joined.Store(false)
-		close(final)
-		<-genCtx.Done() // returning early would end the generation
-	})
-	<-final
-}
-
 // startPartition assigns ps to the fetch engine and starts its worker,
 // which runs until ctx ends, the run stops, or a message fails for good.
 // ps.done is closed once the worker is done and the partition revoked.
@@ -185,99 +135,6 @@ func (s *session[T]) startPartition(ctx context.Context, ps *partitionState) {
 	}
 	ps.fp.Store(fp)
 	go s.consumePartition(ctx, ps, fp)
-}
-
-// commitLoop commits on every tick until all partition workers are done, then
-// commits one last time.
-func (s *session[T]) commitLoop(gen committer, genID int32, genCtx context.Context, parts []*partitionState) {
-	c := s.c
-	allDone := make(chan struct{})
-	go func() {
-		for _, ps := range parts {
-			<-ps.done
-		}
-		close(allDone)
-	}()
-	ticker := time.NewTicker(c.cfg.commitInterval)
-	defer ticker.Stop()
-	stopCh := make(chan struct{})
-	stopWatch := context.AfterFunc(s.runCtx, func() { close(stopCh) })
-	stopping := (<-chan struct{})(stopCh)
-	defer stopWatch()
-	genDone := genCtx.Done()
-	var deadline <-chan time.Time
-loop:
-	for {
-		select {
-		case <-ticker.C:
-			s.commit(gen, genID, parts, false)
-		case <-allDone:
-			break loop
-		case <-stopping:
-			stopping = nil
-			genDone = nil
-			deadline = time.After(c.cfg.shutdownTimeout + time.Second)
-		case <-genDone:
-			stopping = nil
-			genDone = nil
-			deadline = time.After(c.cfg.shutdownTimeout + time.Second)
-		case <-deadline:
-			c.log.Warn("handlers did not finish within the shutdown timeout; their messages stay uncommitted",
-				zap.Duration("timeout", c.cfg.shutdownTimeout))
-			s.mu.Lock()
-			s.overran = true
-			s.mu.Unlock()
-			break loop
-		}
-	}
-	s.commit(gen, genID, parts, true)
-	c.log.Info("partitions released", zap.Int32("generation", genID))
-}
-
-func (s *session[T]) commit(gen committer, genID int32, parts []*partitionState, final bool) {
-	c := s.c
-	var offs map[string]map[int]int64
-	for _, ps := range parts {
-		if p := ps.tracker.CommitPoint(); p >= 0 && p > ps.committed.Load() {
-			if offs == nil {
-				offs = make(map[string]map[int]int64)
-			}
-			if offs[ps.topic] == nil {
-				offs[ps.topic] = make(map[int]int64)
-			}
-			offs[ps.topic][ps.id] = p
-		}
-	}
-	if offs == nil {
-		return
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- gen.CommitOffsets(offs) }()
-	var err error
-	select {
-	case err = <-errc:
-	case <-time.After(c.cfg.commitTimeout + time.Second):
-		err = errors.New("commit timed out")
-	}
-	if err != nil {
-		lvl := zap.WarnLevel
-		if final {
-			lvl = zap.ErrorLevel
-		}
-		c.log.Log(lvl, "commit failed; offsets will be committed later or the messages redelivered",
-			zap.Int32("generation", genID), zap.Bool("final", final), zap.Error(err))
-		return
-	}
-	for _, ps := range parts {
-		if o, ok := offs[ps.topic][ps.id]; ok {
-			ps.committed.Store(o)
-			if obs := c.cfg.observer; obs != nil {
-				obs.Committed(c.group, ps.topic, ps.id, o)
-			}
-		}
-	}
-	c.commits.Add(1)
-	c.log.Debug("committed", zap.Int32("generation", genID), zap.Any("offsets", offs))
 }
 
 // consumePartition takes the partition's records from the fetch engine and

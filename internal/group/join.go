@@ -93,6 +93,12 @@ func (m *Membership) subscription(a Assignor, owned []TopicPartition, ownedGen i
 	if a.Name() == CooperativeSticky().Name() {
 		// What Java's CooperativeStickyAssignor sends as user data.
 		sub.UserData = CooperativeStickyUserData(ownedGen)
+	} else if u, ok := a.(interface{ UserData() ([]byte, error) }); ok {
+		b, err := u.UserData()
+		if err != nil {
+			return nil, fmt.Errorf("group %q: %s user data: %w", m.cfg.Group, a.Name(), err)
+		}
+		sub.UserData = b
 	}
 	return EncodeSubscription(sub, MaxVersion)
 }
