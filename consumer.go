@@ -57,7 +57,7 @@ type KafkaConsumer[T any] struct {
 	consumerCounters
 	parts   atomic.Pointer[[]*partitionState] // current generation, for Stats and Health
 	joined  atomic.Bool
-	missing atomic.Pointer[[]string] // consumed topics found missing, while waiting for them
+	missing atomic.Pointer[[]string]      // consumed topics found missing, while waiting for them
 	fetcher atomic.Pointer[fetch.Fetcher] // while running, for Stats
 
 	mu       sync.Mutex
