@@ -39,6 +39,23 @@
 //       "<key hex> <partition>" per key, in argument order. A key written as
 //       hex:<hex digits> is those bytes; any other argument is its UTF-8 bytes.
 //
+//   group <bootstrap> <topic> <group> <strategy>
+//       A KafkaConsumer (classic group protocol) in consumer group <group>
+//       with partition.assignment.strategy <strategy> (range, roundrobin or
+//       cooperative-sticky), session timeout 6 s, heartbeat 500 ms, no auto
+//       commit, subscribed to <topic>, reading from the earliest offset. It
+//       polls (200 ms) and commits synchronously after each poll that
+//       returned records, and in onPartitionsRevoked, until its standard
+//       input reaches end of file; then it closes (leaving the group).
+//       It prints, one line each:
+//         A <p>,<p>,...   partitions assigned (the newly added ones)
+//         V <p>,<p>,...   partitions revoked
+//         L <p>,<p>,...   partitions lost
+//         R <partition> <offset> <value as UTF-8>   each record
+//         X               before exiting normally
+//       Any exception (for example a malformed subscription of another
+//       member) exits with status 1.
+//
 // record(codec, i), which the Go test rebuilds byte for byte (see
 // javaRecord in interop_test.go):
 //
@@ -108,6 +125,12 @@ public final class Interop {
                 }
                 transactions(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
                 return 0;
+            case "group":
+                if (args.length != 5) {
+                    return usage();
+                }
+                group(args[1], args[2], args[3], args[4]);
+                return 0;
             case "partition":
                 if (args.length < 4) {
                     return usage();
@@ -128,6 +151,7 @@ public final class Interop {
         System.err.println("       Interop consume <bootstrap> <topic> <count>");
         System.err.println("       Interop transactions <bootstrap> <topic> <count> <per>");
         System.err.println("       Interop partition <bootstrap> <topic> <key>|hex:<hex>...");
+        System.err.println("       Interop group <bootstrap> <topic> <group> range|roundrobin|cooperative-sticky");
         return 2;
     }
 
@@ -365,6 +389,114 @@ public final class Interop {
             return 1;
         }
         return 0;
+    }
+
+    // ----- group -----
+
+    private static String parts(java.util.Collection<TopicPartition> tps) {
+        StringBuilder sb = new StringBuilder();
+        for (TopicPartition tp : tps) {
+            if (sb.length() > 0) {
+                sb.append(',');
+            }
+            sb.append(tp.partition());
+        }
+        return sb.toString();
+    }
+
+    private static void group(String bootstrap, String topic, String groupId, String strategy) throws Exception {
+        String cls;
+        switch (strategy) {
+            case "range":
+                cls = org.apache.kafka.clients.consumer.RangeAssignor.class.getName();
+                break;
+            case "roundrobin":
+                cls = org.apache.kafka.clients.consumer.RoundRobinAssignor.class.getName();
+                break;
+            case "cooperative-sticky":
+                cls = org.apache.kafka.clients.consumer.CooperativeStickyAssignor.class.getName();
+                break;
+            default:
+                throw new IllegalArgumentException("unknown strategy " + strategy);
+        }
+        Properties c = new Properties();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        c.put(ConsumerConfig.CLIENT_ID_CONFIG, "mq-interop-java-group");
+        c.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+        c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+        c.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, cls);
+        c.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
+        c.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
+        c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        final KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(c);
+        final java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread stdin = new Thread(() -> {
+            try {
+                while (System.in.read() >= 0) {
+                    // wait for end of file
+                }
+            } catch (java.io.IOException e) {
+                // treat as end of file
+            }
+            stop.set(true);
+            consumer.wakeup();
+        });
+        stdin.setDaemon(true);
+        stdin.start();
+        try {
+            consumer.subscribe(java.util.Collections.singletonList(topic),
+                    new org.apache.kafka.clients.consumer.ConsumerRebalanceListener() {
+                        @Override
+                        public void onPartitionsRevoked(java.util.Collection<TopicPartition> tps) {
+                            try {
+                                consumer.commitSync();
+                            } catch (org.apache.kafka.common.errors.WakeupException e) {
+                                consumer.commitSync(); // the wakeup was for the poll loop
+                            }
+                            OUT.println("V " + parts(tps));
+                            OUT.flush();
+                        }
+
+                        @Override
+                        public void onPartitionsAssigned(java.util.Collection<TopicPartition> tps) {
+                            OUT.println("A " + parts(tps));
+                            OUT.flush();
+                        }
+
+                        @Override
+                        public void onPartitionsLost(java.util.Collection<TopicPartition> tps) {
+                            OUT.println("L " + parts(tps));
+                            OUT.flush();
+                        }
+                    });
+            while (!stop.get()) {
+                org.apache.kafka.clients.consumer.ConsumerRecords<byte[], byte[]> recs;
+                try {
+                    recs = consumer.poll(Duration.ofMillis(200));
+                } catch (org.apache.kafka.common.errors.WakeupException e) {
+                    break; // stdin closed
+                }
+                for (ConsumerRecord<byte[], byte[]> r : recs) {
+                    String v = r.value() == null ? "" : new String(r.value(), StandardCharsets.UTF_8);
+                    OUT.println("R " + r.partition() + " " + r.offset() + " " + v);
+                }
+                OUT.flush();
+                if (!recs.isEmpty()) {
+                    try {
+                        consumer.commitSync();
+                    } catch (org.apache.kafka.common.errors.WakeupException e) {
+                        break; // stdin closed: close() commits in onPartitionsRevoked
+                    }
+                }
+            }
+        } finally {
+            consumer.close();
+        }
+        OUT.println("X");
+        OUT.flush();
     }
 
     // ----- encoding -----
