@@ -165,6 +165,12 @@ func TestNewKafkaConsumerRejectsInvalidOptions(t *testing.T) {
 		{name: "retry jitter above one", opts: copts(mq.WithRetryPolicy(retry(func(p *mq.RetryPolicy) { p.Jitter = 1.5 }))), want: "jitter 1.5"},
 		{name: "retry negative jitter", opts: copts(mq.WithRetryPolicy(retry(func(p *mq.RetryPolicy) { p.Jitter = -0.1 }))), want: "jitter -0.1"},
 		{name: "last option wins", opts: copts(mq.WithFetchBufferBytes(10), mq.WithFetchBufferBytes(0)), want: "fetch buffer bytes 0"},
+		{name: "unknown group protocol", opts: copts(mq.WithGroupProtocol("sticky")), want: `unknown group protocol "sticky"`},
+		{name: "group protocol twice", opts: copts(mq.WithGroupProtocol(mq.GroupProtocolRange, mq.GroupProtocolRange)), want: `group protocol "range" named twice`},
+		{name: "no group protocol", opts: copts(mq.WithGroupProtocol()), want: "at least one protocol"},
+		{name: "group protocols and balancers", opts: copts(mq.WithGroupProtocol(mq.GroupProtocolRange),
+			mq.WithGroupBalancers(kafka.RangeGroupBalancer{})), want: "exclude each other"},
+		{name: "nil group balancer", opts: copts(mq.WithGroupBalancers(nil)), want: "nil group balancer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,11 +320,17 @@ func TestNewKafkaConsumerAcceptsValidConfigs(t *testing.T) {
 			mq.WithRetryPolicy(mq.DefaultRetryPolicy),
 			mq.WithShutdownTimeout(10*time.Second),
 			mq.WithGroupBalancers(kafka.RoundRobinGroupBalancer{}, kafka.RangeGroupBalancer{}),
+			mq.WithGroupInstanceID("pod-0"),
+			mq.WithClientRack("eu-west-1a"),
+			mq.WithMissingTopicsFatal(),
 			mq.WithOnAssigned(func(map[string][]int) {}),
 			mq.WithOnRevoked(func(map[string][]int) {}),
 			mq.WithDialer(&kafka.Dialer{Timeout: time.Second}),
 		)},
 		{name: "earliest", opts: copts(mq.WithStartOffset(mq.StartEarliest))},
+		{name: "cooperative", opts: copts(mq.WithGroupProtocol(mq.GroupProtocolCooperativeSticky))},
+		{name: "every group protocol", opts: copts(mq.WithGroupProtocol(mq.GroupProtocolCooperativeSticky,
+			mq.GroupProtocolRoundRobin, mq.GroupProtocolRange))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
