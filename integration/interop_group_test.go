@@ -152,7 +152,9 @@ func interopGroup(t *testing.T, strategy string, javaLeads bool) {
 		require.Eventually(t, func() bool { return len(c.Stats().Partitions) == 6 }, 60*time.Second, 10*time.Millisecond)
 		j = startJavaMember(t, topic, group, strategy)
 	}
-	require.Eventually(t, func() bool { return j.holding() > 0 && len(c.Stats().Partitions) > 0 && j.holding()+len(c.Stats().Partitions) == 6 },
+	require.Eventually(t, func() bool {
+		return j.holding() > 0 && len(c.Stats().Partitions) > 0 && j.holding()+len(c.Stats().Partitions) == 6
+	},
 		60*time.Second, 10*time.Millisecond, "both members hold partitions")
 	t.Logf("shared: java %d partitions, mq %d", j.holding(), len(c.Stats().Partitions))
 
