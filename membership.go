@@ -46,7 +46,14 @@ func (s *session[T]) runGroup(m *group.Membership, client *wire.Client) {
 		for tp := range held {
 			claim = append(claim, tp)
 		}
-		gen, err := m.Join(s.runCtx, claim, heldGen)
+		gen, err := s.join(m, claim, heldGen)
+		if err == nil && s.runCtx.Err() != nil {
+			// Stopped while rejoining with partitions held (cooperative):
+			// their final commit goes through the generation just joined,
+			// the only one the coordinator still accepts.
+			last = gen
+			break
+		}
 		if err != nil {
 			if s.runCtx.Err() != nil || errors.Is(err, group.ErrMemberClosed) {
 				break
@@ -81,6 +88,23 @@ func (s *session[T]) runGroup(m *group.Membership, client *wire.Client) {
 		s.release(m, last, held, all, last != nil && !last.Fenced())
 	}
 	c.setPartitions(nil)
+}
+
+// join joins the group. While it holds partitions (cooperative), a stop
+// does not cancel the join: the generation it left is over, so the final
+// commit of those partitions needs the next one. The join then ends within
+// the rebalance timeout.
+func (s *session[T]) join(m *group.Membership, claim []group.TopicPartition, heldGen int32) (*group.Generation, error) {
+	if len(claim) == 0 {
+		return m.Join(s.runCtx, claim, heldGen)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.runCtx), s.c.cfg.rebalanceTimeout+s.c.cfg.commitTimeout)
+	defer cancel()
+	stop := context.AfterFunc(s.runCtx, func() {
+		s.c.log.Info("stopping: finishing the rejoin first, to commit the partitions held through it")
+	})
+	defer stop()
+	return m.Join(ctx, claim, heldGen)
 }
 
 // fatalJoinError reports join errors that no retry can cure.

@@ -163,7 +163,8 @@ func (s *sc) standard(c *collected) {
 func (s *sc) consumerCfg(topic, group string, b *broker) WorkerConfig {
 	return WorkerConfig{Role: "consumer", Brokers: b.addrs, Topic: topic, Group: group,
 		SessionTimeout: 2 * time.Second, HeartbeatInterval: 300 * time.Millisecond,
-		RebalanceTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second, CommitInterval: time.Second}
+		RebalanceTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second, CommitInterval: time.Second,
+		GroupProtocol: s.e.groupProtocol}
 }
 
 func (s *sc) producerCfg(topic string, b *broker, n int, rate float64) WorkerConfig {

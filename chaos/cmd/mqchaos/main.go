@@ -38,12 +38,13 @@ func main() {
 }
 
 type env struct {
-	long    bool
-	seed    uint64
-	dir     string
-	verbose bool
-	brokers string // "embedded", "jvm" or host:port list
-	lanes   int    // WithLanes for scenarios 1 and 2
+	long          bool
+	seed          uint64
+	dir           string
+	verbose       bool
+	brokers       string // "embedded", "jvm" or host:port list
+	lanes         int    // WithLanes for scenarios 1 and 2
+	groupProtocol string // WithGroupProtocol of every consumer ("": mq's default)
 
 	handlerDelay time.Duration // handler sleep for scenarios 1 and 2
 	procs        *procs
@@ -210,6 +211,7 @@ func orchestrate() (code int) {
 	maxLogInversions := flag.Int("max-log-inversions", -1, "cluster scenarios: fail when the producer wrote more per-key inversions than this (-1: report only)")
 	verbose := flag.Bool("v", false, "workers log at info level")
 	lanes := flag.Int("lanes", 1, "WithLanes(n) for the consumers of scenarios 1 and 2")
+	groupProtocol := flag.String("group-protocol", "", "WithGroupProtocol of every consumer: range, roundrobin or cooperative-sticky (default: mq's default, range then cooperative-sticky)")
 	handlerDelay := flag.Duration("handler-delay", 0, "time each handler call of scenarios 1 and 2 sleeps (an I/O-bound handler, the kind lanes are for)")
 	flag.Parse()
 	if *short && *long {
@@ -247,7 +249,7 @@ func orchestrate() (code int) {
 		fmt.Fprintln(os.Stderr, "mqchaos:", err)
 		return 2
 	}
-	e := &env{long: *long, seed: *seed, dir: *dir, verbose: *verbose, brokers: *brokers, procs: ps, lanes: *lanes, handlerDelay: *handlerDelay,
+	e := &env{long: *long, seed: *seed, dir: *dir, verbose: *verbose, brokers: *brokers, procs: ps, lanes: *lanes, handlerDelay: *handlerDelay, groupProtocol: *groupProtocol,
 		jvm:             &jvmBroker{repo: *repo, name: *jvmName, port: *jvmPort, cport: *jvmPort + 1},
 		cluster:         &jvmCluster{repo: *repo, name: *clusterName, port: *clusterPort},
 		maxProducerDups: *maxProducerDups, maxLogInversions: *maxLogInversions,

@@ -69,6 +69,7 @@ type WorkerConfig struct {
 	RetryAttempts     int           `json:"retry_attempts"`
 	Fsync             bool          `json:"fsync"`
 	Lanes             int           `json:"lanes"`
+	GroupProtocol     string        `json:"group_protocol,omitempty"`
 }
 
 // Event is the value of every well-formed chaos message.
@@ -231,19 +232,49 @@ func runConsumer(cfg WorkerConfig) int {
 	_ = rf.write(func(b []byte) []byte { return fmt.Appendf(b, "S %d\n", time.Now().UnixNano()) })
 
 	var gen atomic.Int64
+	// held is the whole assignment: with cooperative-sticky the hooks get
+	// only the partitions added or revoked. Every change starts a new
+	// segment: a release mark, then an assigned mark of what is still held.
+	var heldMu sync.Mutex
+	held := make(map[int]bool)
+	heldList := func() []int {
+		parts := make([]int, 0, len(held))
+		for p := range held {
+			parts = append(parts, p)
+		}
+		sort.Ints(parts)
+		return parts
+	}
 	opts := []mq.ConsumerOption{
 		mq.WithLogger(log),
 		mq.WithClientID(cfg.Name),
 		mq.WithOnAssigned(func(assigned map[string][]int) {
+			heldMu.Lock()
+			defer heldMu.Unlock()
+			for _, p := range assigned[cfg.Topic] {
+				held[p] = true
+			}
 			g := gen.Add(1)
-			parts := append([]int(nil), assigned[cfg.Topic]...)
-			sort.Ints(parts)
+			parts := heldList()
 			_ = rf.write(func(b []byte) []byte { return check.AppendAssigned(b, time.Now().UnixNano(), int(g), parts) })
 		}),
-		mq.WithOnRevoked(func(map[string][]int) {
+		mq.WithOnRevoked(func(revoked map[string][]int) {
+			heldMu.Lock()
+			defer heldMu.Unlock()
+			for _, p := range revoked[cfg.Topic] {
+				delete(held, p)
+			}
 			g := gen.Load()
 			_ = rf.write(func(b []byte) []byte { return check.AppendReleased(b, time.Now().UnixNano(), int(g)) })
+			if len(held) > 0 {
+				g = gen.Add(1)
+				parts := heldList()
+				_ = rf.write(func(b []byte) []byte { return check.AppendAssigned(b, time.Now().UnixNano(), int(g), parts) })
+			}
 		}),
+	}
+	if cfg.GroupProtocol != "" {
+		opts = append(opts, mq.WithGroupProtocol(mq.GroupProtocol(cfg.GroupProtocol)))
 	}
 	if cfg.CommitInterval > 0 {
 		opts = append(opts, mq.WithCommitInterval(cfg.CommitInterval))
