@@ -43,6 +43,7 @@ type session[T any] struct {
 
 	pubMu      sync.Mutex
 	publishers map[string]*Producer[[]byte]
+	pubClosed  bool // closePublishers ran: no new publisher
 	tr         *kafka.Transport
 }
 
@@ -101,6 +102,12 @@ type partitionState struct {
 }
 
 func newPartitionState(sub subscription, id int, start int64) *partitionState {
+	if sub.tier > 0 && start == int64(StartLatest) {
+		// A retry topic holds messages the group already took from its main
+		// topic (and committed there): with no commit of its own yet, it is
+		// read from its beginning whatever WithStartOffset says.
+		start = int64(StartEarliest)
+	}
 	committed := start
 	if committed < 0 {
 		committed = -1 // no commit yet: -1/-2 are sentinels, never offsets
@@ -161,6 +168,14 @@ func (s *session[T]) runGeneration(gen *kafka.Generation) {
 		defer stopWatch()
 		for _, ps := range parts {
 			s.startPartition(partCtx, ps)
+		}
+		if len(parts) == 0 {
+			// A hot standby: a member of the generation (hence ready) until
+			// it ends or the run stops.
+			select {
+			case <-genCtx.Done():
+			case <-s.runCtx.Done():
+			}
 		}
 		s.commitLoop(gen, gen.ID, genCtx, parts)
 		if c.cfg.onRevoked != nil {
@@ -381,6 +396,11 @@ func (ps *partitionState) finish(offset int64) {
 func (s *session[T]) publisher(topic string) (*Producer[[]byte], error) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
+	if s.pubClosed {
+		// A handler that outlived the shutdown: a publisher made now would
+		// never be closed. Its message stays uncommitted.
+		return nil, fmt.Errorf("mq: publishing to %s after the consumer stopped: %w", topic, ErrClosed)
+	}
 	if p, ok := s.publishers[topic]; ok {
 		return p, nil
 	}
@@ -420,6 +440,7 @@ func (s *session[T]) closePublishers() {
 	s.pubMu.Lock()
 	pubs := s.publishers
 	s.publishers = nil
+	s.pubClosed = true
 	tr := s.tr
 	s.pubMu.Unlock()
 	for topic, p := range pubs {
