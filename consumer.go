@@ -135,8 +135,10 @@ func (c *KafkaConsumer[T]) Topics() []string { return slices.Clone(c.topics) }
 func (c *KafkaConsumer[T]) Group() string { return c.group }
 
 // RegisterHandler adds a handler. Every message is passed to every handler,
-// in registration order. It returns [ErrNilHandler] for a nil handler and
-// [ErrRunning] once Run has started.
+// in registration order. It returns [ErrNilHandler] for a nil handler,
+// [ErrRunning] once Run has started, and an [ErrInvalidOption] error for a
+// name already taken by another handler (names must be unique: retry topics
+// record which handlers already succeeded by name).
 func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) error {
 	if isNil(h) {
 		return ErrNilHandler
@@ -152,6 +154,11 @@ func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) 
 	rh, err := newRegisteredHandler(len(c.handlers), h, c.cfg.retry, c.cfg.retryableIf, opts)
 	if err != nil {
 		return err
+	}
+	for _, other := range c.handlers {
+		if other.name == rh.name {
+			return fmt.Errorf("handler %q: %w", rh.name, invalid("another handler has this name; give each a unique WithHandlerName"))
+		}
 	}
 	c.handlers = append(c.handlers, rh)
 	return nil

@@ -231,3 +231,22 @@ func TestRegisterHandlerTypedNil(t *testing.T) {
 	defer c.Close()
 	require.ErrorIs(t, c.RegisterHandler(mq.HandlerFunc[int](nil)), mq.ErrNilHandler)
 }
+
+// Handler names are unique: the retry tiers record which handlers already
+// succeeded by name, so two handlers of one name would let a failed one be
+// skipped because its namesake succeeded.
+func TestRegisterHandlerDuplicateName(t *testing.T) {
+	c, err := mq.NewKafkaConsumer[int](brokers, topic, group)
+	require.NoError(t, err)
+	defer c.Close()
+	ok := func(context.Context, mq.Message[int]) error { return nil }
+	require.NoError(t, c.RegisterHandlerFunc(ok, mq.WithHandlerName("persist")))
+	err = c.RegisterHandlerFunc(ok, mq.WithHandlerName("persist"))
+	require.ErrorIs(t, err, mq.ErrInvalidOption)
+	assert.Contains(t, err.Error(), `"persist"`)
+
+	// A default name ("handler-<index>") is taken too.
+	require.NoError(t, c.RegisterHandlerFunc(ok)) // handler-1
+	require.ErrorIs(t, c.RegisterHandlerFunc(ok, mq.WithHandlerName("handler-1")), mq.ErrInvalidOption)
+	require.NoError(t, c.RegisterHandlerFunc(ok, mq.WithHandlerName("audit")))
+}

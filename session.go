@@ -45,6 +45,7 @@ type session[T any] struct {
 
 	pubMu      sync.Mutex
 	publishers map[string]*Producer[[]byte]
+	pubClosed  bool // closePublishers ran: no new publisher
 	tr         *kafka.Transport
 }
 
@@ -103,6 +104,12 @@ type partitionState struct {
 }
 
 func newPartitionState(sub subscription, id int, start int64) *partitionState {
+	if sub.tier > 0 && start == int64(StartLatest) {
+		// A retry topic holds messages the group already took from its main
+		// topic (and committed there): with no commit of its own yet, it is
+		// read from its beginning whatever WithStartOffset says.
+		start = int64(StartEarliest)
+	}
 	committed := start
 	if committed < 0 {
 		committed = -1 // no commit yet: -1/-2 are sentinels, never offsets
@@ -238,6 +245,11 @@ func (ps *partitionState) finish(offset int64) {
 func (s *session[T]) publisher(topic string) (*Producer[[]byte], error) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
+	if s.pubClosed {
+		// A handler that outlived the shutdown: a publisher made now would
+		// never be closed. Its message stays uncommitted.
+		return nil, fmt.Errorf("mq: publishing to %s after the consumer stopped: %w", topic, ErrClosed)
+	}
 	if p, ok := s.publishers[topic]; ok {
 		return p, nil
 	}
@@ -277,6 +289,7 @@ func (s *session[T]) closePublishers() {
 	s.pubMu.Lock()
 	pubs := s.publishers
 	s.publishers = nil
+	s.pubClosed = true
 	tr := s.tr
 	s.pubMu.Unlock()
 	for topic, p := range pubs {

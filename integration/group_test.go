@@ -2,156 +2,96 @@ package integration
 
 import (
 	"context"
-	"strings"
+	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mqkit/mq"
-	"github.com/mqkit/mq/mqtest"
-	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// A handler that drains for twice the session timeout while its partition
-// is revoked: the member keeps heartbeating, the revoke commit succeeds and
-// nothing is delivered twice.
-func TestRevokeCommitAfterDrainingTwiceTheSessionTimeout(t *testing.T) {
-	const n = 40
-	const session = time.Second
-	topic := cluster.NewTopic(t, 2)
-	p := newProducer(t, topic)
-	produceChat(t, p, 0, n)
+// A message moved to a retry topic by a run that then stopped is processed
+// by the next run even with WithStartOffset(StartLatest): retry topics are
+// read from their beginning when the group has no commit on them, since the
+// main topic's offset was committed when the message moved.
+func TestRetryTopicReadFromStartWithStartLatest(t *testing.T) {
+	topic := cluster.NewTopic(t, 1)
+	// Run 1's retry tier waits 10 s: the message sits in .retry.1, not yet
+	// due, when run 1 stops.
+	r1 := mq.RetryTopicRecoverer([]time.Duration{10 * time.Second}, "")
+	createRecoveryTopics(t, topic, r1, 1)
 	group := "g-" + topic
-	all := newRecorder()
-	slowStarted := make(chan struct{})
-	var slowOnce sync.Once
-	var slowDone atomic.Bool
-	handler := mq.HandlerFunc[ChatMessage](func(ctx context.Context, m mq.Message[ChatMessage]) error {
-		if m.Value.ID == 5 {
-			first := false
-			slowOnce.Do(func() { first = true })
-			if first {
-				close(slowStarted)
-				deadline := time.Now().Add(2 * session)
-				for time.Now().Before(deadline) { // simulated work: the drain under test
-					time.Sleep(10 * time.Millisecond)
-				}
-				slowDone.Store(true)
-			}
+	retryOpt := mq.WithRetryPolicy(mq.RetryPolicy{MaxAttempts: 1, Multiplier: 1})
+
+	c1, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group,
+		fastConsumer(t, mq.WithStartOffset(mq.StartLatest), mq.WithRecoverer(r1), retryOpt)...)
+	require.NoError(t, err)
+	require.NoError(t, c1.RegisterHandlerFunc(func(_ context.Context, m mq.Message[ChatMessage]) error {
+		if m.Topic == topic && m.Value.ID == 3 {
+			return errors.New("downstream down")
 		}
-		return all.Handle(ctx, m)
-	})
-	newMember := func() *running {
-		c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, fastConsumer(t,
-			mq.WithSessionTimeout(session), mq.WithRebalanceTimeout(10*time.Second),
-			mq.WithShutdownTimeout(10*time.Second))...)
-		require.NoError(t, err)
-		require.NoError(t, c.RegisterHandler(handler))
-		return start(c)
-	}
-	a := newMember()
-	select {
-	case <-slowStarted:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the slow message was never handled")
-	}
-	b := newMember() // rebalances while the slow handler runs
-	require.Eventually(t, func() bool { return all.unique() >= n }, 60*time.Second, 10*time.Millisecond)
-	require.True(t, slowDone.Load())
-	require.NoError(t, a.stop(t))
-	require.NoError(t, b.stop(t))
-	assert.Equal(t, 0, all.duplicates(), "nothing delivered twice")
-	end, err := cluster.EndOffsets(ctxT(t), topic)
-	require.NoError(t, err)
-	committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
-	require.NoError(t, err)
-	assert.Equal(t, end, committed)
-}
-
-// With WithMissingTopicsFatal, Run returns ErrTopicNotFound for a topic that
-// does not exist.
-func TestMissingTopicFatal(t *testing.T) {
-	topic := mqtest.UniqueName("missing")
-	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, "g-"+topic,
-		fastConsumer(t, mq.WithMissingTopicsFatal())...)
-	require.NoError(t, err)
-	require.NoError(t, c.RegisterHandler(newRecorder()))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err = c.Run(ctx)
-	require.ErrorIs(t, err, mq.ErrTopicNotFound)
-	require.ErrorIs(t, err, kafka.UnknownTopicOrPartition)
-	require.Contains(t, err.Error(), topic)
-	assert.Zero(t, c.Stats().Rebalances, "never joined")
-}
-
-// By default a consumer of a missing topic waits for it without joining
-// (no generations), says why in Ready, and consumes once it exists.
-func TestMissingTopicWaitsThenConsumes(t *testing.T) {
-	topic := mqtest.UniqueName("missing-wait")
-	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, "g-"+topic, fastConsumer(t)...)
-	require.NoError(t, err)
-	rec := newRecorder()
-	require.NoError(t, c.RegisterHandler(rec))
-	r := start(c)
+		return nil
+	}, mq.WithHandlerName("h")))
+	run1 := start(c1)
+	require.Eventually(t, func() bool { return c1.Ready() == nil }, 30*time.Second, 10*time.Millisecond)
+	produceChat(t, newProducer(t, topic), 0, 5)
+	require.Eventually(t, func() bool { return c1.Stats().RetryPublished == 1 }, 30*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool {
-		err := c.Ready()
-		return err != nil && strings.Contains(err.Error(), "missing topics") && strings.Contains(err.Error(), topic)
-	}, 10*time.Second, 10*time.Millisecond)
-	assert.Zero(t, c.Stats().Rebalances, "no generation while the topic is missing")
+		end, err := cluster.EndOffsets(ctxT(t), topic)
+		require.NoError(t, err)
+		committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
+		require.NoError(t, err)
+		return committed[0] == end[0]
+	}, 30*time.Second, 10*time.Millisecond, "the main topic is committed past the moved message")
+	require.NoError(t, run1.stop(t))
+	rc, err := cluster.CommittedOffsets(ctxT(t), group, topic+".retry.1")
+	require.NoError(t, err)
+	require.Equal(t, map[int]int64{0: -1}, rc, "run 1 stopped before the retry was due")
 
-	require.NoError(t, cluster.CreateTopic(ctxT(t), topic, 1))
-	p := newProducer(t, topic)
-	produceChat(t, p, 0, 3)
-	require.Eventually(t, func() bool { return rec.unique() == 3 }, 60*time.Second, 10*time.Millisecond)
-	require.NoError(t, c.Ready())
-	require.NoError(t, r.stop(t))
-	assert.Equal(t, int64(1), c.Stats().Rebalances, "one generation")
+	// Run 2 starts at the latest offsets of the main topic but reads the
+	// retry topic from its start: the message is handled once due.
+	c2, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group,
+		fastConsumer(t, mq.WithStartOffset(mq.StartLatest), mq.WithRecoverer(r1), retryOpt)...)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var got []string
+	require.NoError(t, c2.RegisterHandlerFunc(func(_ context.Context, m mq.Message[ChatMessage]) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, m.Topic)
+		return nil
+	}, mq.WithHandlerName("h")))
+	run2 := start(c2)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 1
+	}, 30*time.Second, 10*time.Millisecond, "the message waiting in the retry topic is processed")
+	require.NoError(t, run2.stop(t))
+	assert.Equal(t, []string{topic + ".retry.1"}, got)
 }
 
-// A static member restarted within the session timeout gets its partitions
-// back without the other member seeing a revocation.
-func TestStaticMemberRestartWithoutRebalance(t *testing.T) {
-	topic := cluster.NewTopic(t, 4)
+// A member that gets no partitions (more members than partitions) is a hot
+// standby: it is in the group generation, so it reports ready.
+func TestHotStandbyIsReady(t *testing.T) {
+	topic := cluster.NewTopic(t, 1)
 	group := "g-" + topic
-	var revokedB atomic.Int32
-	var assignedA sync.Map // run number -> partitions
-	newMember := func(instance string, extra ...mq.ConsumerOption) *mq.KafkaConsumer[ChatMessage] {
-		opts := fastConsumer(t, append([]mq.ConsumerOption{mq.WithGroupInstanceID(instance),
-			mq.WithSessionTimeout(10 * time.Second)}, extra...)...)
-		c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, opts...)
+	var cs []*mq.KafkaConsumer[ChatMessage]
+	var runs []*running
+	for range 2 {
+		c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, fastConsumer(t)...)
 		require.NoError(t, err)
-		require.NoError(t, c.RegisterHandler(newRecorder()))
-		return c
+		require.NoError(t, c.RegisterHandlerFunc(func(context.Context, mq.Message[ChatMessage]) error { return nil }))
+		cs = append(cs, c)
+		runs = append(runs, start(c))
 	}
-	var runA atomic.Int32
-	onA := mq.WithOnAssigned(func(m map[string][]int) { assignedA.Store(runA.Load(), m[topic]) })
-	a := newMember("a", onA)
-	b := newMember("b", mq.WithOnRevoked(func(map[string][]int) { revokedB.Add(1) }))
-	ra := start(a)
-	rb := start(b)
-	settled := func() bool {
-		sa, sb := a.Stats(), b.Stats()
-		return len(sa.Partitions) == 2 && len(sb.Partitions) == 2
+	owned := func(c *mq.KafkaConsumer[ChatMessage]) int { return len(c.Stats().Partitions) }
+	require.Eventually(t, func() bool {
+		return owned(cs[0])+owned(cs[1]) == 1 && cs[0].Ready() == nil && cs[1].Ready() == nil
+	}, 30*time.Second, 10*time.Millisecond, "one member owns the partition, both are ready")
+	for _, r := range runs {
+		require.NoError(t, r.stop(t))
 	}
-	require.Eventually(t, settled, 30*time.Second, 10*time.Millisecond)
-	rebalancesB := b.Stats().Rebalances
-	revokes := revokedB.Load()
-	first, _ := assignedA.Load(int32(0))
-	require.Len(t, first, 2)
-
-	require.NoError(t, ra.stop(t))
-	runA.Store(1)
-	a2 := newMember("a", onA)
-	ra2 := start(a2)
-	require.Eventually(t, func() bool { return len(a2.Stats().Partitions) == 2 }, 30*time.Second, 10*time.Millisecond)
-	again, _ := assignedA.Load(int32(1))
-	assert.Equal(t, first, again, "the restarted member got its partitions back")
-	assert.Equal(t, revokes, revokedB.Load(), "the other member saw no revocation")
-	assert.Equal(t, rebalancesB, b.Stats().Rebalances, "the other member saw no rebalance")
-	require.NoError(t, ra2.stop(t))
-	require.NoError(t, rb.stop(t))
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -198,5 +200,46 @@ func (ps *procs) killAll() {
 	}
 	for _, p := range l {
 		p.wait(5 * time.Second)
+	}
+}
+
+// assigned reports whether the consumer process has logged an assignment
+// (an "A" line in its record file).
+func (p *proc) assigned() bool {
+	f, err := os.Open(p.Cfg.Out)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if bytes.HasPrefix(sc.Bytes(), []byte("A ")) {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitAssigned waits up to d for the consumer process to log an
+// assignment. On kfake a member killed while its JoinGroup is pending is
+// never expired (kfake arms a member's session timer only when its JoinGroup
+// response is delivered, and the leader's SyncGroup cancels the pending-sync
+// timer), so it keeps its partitions for the rest of the run; Apache Kafka
+// expires it after the session timeout. Scenarios that SIGKILL consumers on
+// kfake therefore kill only members that have joined.
+func (p *proc) awaitAssigned(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if p.assigned() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-p.done:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }

@@ -69,6 +69,11 @@ func runRestarts(s *sc, graceful bool) {
 			stopTimes = append(stopTimes, took)
 			s.logf("round %d/%d: %s stopped by SIGTERM in %v (%s)", r, rounds, cons.Name, took.Round(time.Millisecond), cons.describeExit())
 		} else {
+			if b.kind == "kfake" && !cons.assigned() {
+				// See awaitAssigned: kfake never expires a member killed inside JoinGroup.
+				s.logf("round %d/%d: waiting for %s to join before killing it (kfake)", r, rounds, cons.Name)
+				cons.awaitAssigned(30 * time.Second)
+			}
 			cons.signal(sig)
 			if !cons.wait(10 * time.Second) {
 				s.fatalf("%s survived SIGKILL", cons.Name)
@@ -385,6 +390,9 @@ func runRebalanceStorm(s *sc) {
 					return
 				}
 				if rng.IntN(2) == 0 {
+					if b.kind == "kfake" {
+						p.awaitAssigned(30 * time.Second) // see awaitAssigned
+					}
 					p.signal(syscall.SIGKILL)
 					p.wait(10 * time.Second)
 					mu.Lock()
