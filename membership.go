@@ -205,6 +205,12 @@ func (s *session[T]) runGeneration(m *group.Membership, gen *group.Generation, h
 		s.release(m, gen, held, all2, false)
 	case !gen.Cooperative || s.runCtx.Err() != nil:
 		s.release(m, gen, held, all2, true)
+	default:
+		// Cooperative: the partitions go on through the rejoin, which
+		// commits nothing until the next generation; commit what they
+		// processed while the coordinator still takes this generation's
+		// commits (as Java's consumer does before it rejoins).
+		s.commit(m, gen, heldStates(held), false)
 	}
 }
 
