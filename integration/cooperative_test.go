@@ -87,9 +87,14 @@ func cooperativeJoin(t *testing.T, protocol mq.GroupProtocol) {
 		return c
 	}
 
-	// Load: a message to every partition every 10 ms.
+	// Load: a message to every partition every 10 ms. loadGap is the
+	// load's own longest pause since the reset (a slow send stalls every
+	// partition, moving or not).
 	ctx, stopLoad := context.WithCancel(context.Background())
 	var sent int
+	var loadMu sync.Mutex
+	var lastSend time.Time
+	var loadGap time.Duration
 	loadDone := make(chan struct{})
 	go func() {
 		defer close(loadDone)
@@ -106,6 +111,13 @@ func cooperativeJoin(t *testing.T, protocol mq.GroupProtocol) {
 			if err != nil {
 				return
 			}
+			now := time.Now()
+			loadMu.Lock()
+			if !lastSend.IsZero() && now.Sub(lastSend) > loadGap {
+				loadGap = now.Sub(lastSend)
+			}
+			lastSend = now
+			loadMu.Unlock()
 			sent += partitions
 			time.Sleep(10 * time.Millisecond) // the load's pace
 		}
@@ -126,6 +138,9 @@ func cooperativeJoin(t *testing.T, protocol mq.GroupProtocol) {
 	require.Eventually(t, func() bool { return gaps.unique() > 200 }, 30*time.Second, 10*time.Millisecond)
 
 	gaps.reset()
+	loadMu.Lock()
+	loadGap = 0
+	loadMu.Unlock()
 	revokedMu.Lock()
 	thirdJoined = true
 	revokedMu.Unlock()
@@ -154,8 +169,10 @@ func cooperativeJoin(t *testing.T, protocol mq.GroupProtocol) {
 	}
 	gaps.mu.Unlock()
 	revokedMu.Lock()
-	t.Logf("%s: partitions that stayed %v; revoked after the third joined: %v; longest processing pause of a partition that stayed: %v",
-		protocol, stayed, revoked, worst.Round(time.Millisecond))
+	loadMu.Lock()
+	t.Logf("%s: partitions that stayed %v; revoked after the third joined: %v; longest processing pause of a partition that stayed: %v (the load's own longest pause between sends: %v)",
+		protocol, stayed, revoked, worst.Round(time.Millisecond), loadGap.Round(time.Millisecond))
+	loadMu.Unlock()
 	if protocol == mq.GroupProtocolCooperativeSticky {
 		require.Len(t, stayed, 4)
 		for m, ps := range revoked {
