@@ -29,6 +29,7 @@ type fakeGroup struct {
 	hbCode    int16 // what heartbeats answer
 	hbCount   atomic.Int32
 	hbBrokers map[int32]int
+	holdJoin  chan struct{} // when set, joins with a member ID wait for it
 }
 
 func newFakeGroup(t *testing.T) *fakeGroup {
@@ -45,10 +46,14 @@ func newFakeGroup(t *testing.T) *fakeGroup {
 			return wiretest.Reply(&joingroup.Response{ErrorCode: 79, MemberID: "m-1", GenerationID: -1})
 		}
 		f.gen++
-		return wiretest.Reply(&joingroup.Response{GenerationID: f.gen, ProtocolName: req.Protocols[0].Name,
+		res := wiretest.Reply(&joingroup.Response{GenerationID: f.gen, ProtocolName: req.Protocols[0].Name,
 			LeaderID: req.MemberID, MemberID: req.MemberID,
 			Members: []joingroup.ResponseMember{{MemberID: req.MemberID, GroupInstanceID: req.GroupInstanceID,
 				Metadata: req.Protocols[0].Metadata}}})
+		if f.holdJoin != nil {
+			res = res.Until(f.holdJoin)
+		}
+		return res
 	})
 	cl.Handle(protocol.SyncGroup, func(r *wiretest.Request) wiretest.Response {
 		req := r.Msg.(*syncgroup.Request)
@@ -267,5 +272,35 @@ func TestMembershipStaticDoesNotLeave(t *testing.T) {
 	}
 	if _, err := m.Join(context.Background(), nil, NoGeneration); err != ErrMemberClosed {
 		t.Fatalf("join after close: %v", err)
+	}
+}
+
+// A join cancelled while the coordinator holds it (waiting for the rest of
+// the group) does not hold up the LeaveGroup that follows: Kafka answers a
+// connection's requests in order, so the member leaves on a new one.
+func TestMembershipLeaveAfterCancelledJoin(t *testing.T) {
+	f := newFakeGroup(t)
+	hold := make(chan struct{})
+	defer close(hold)
+	f.holdJoin = hold
+	m := f.member(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := m.Join(ctx, nil, NoGeneration)
+		errc <- err
+	}()
+	eventually(t, "a held join", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.joins) == 2 })
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("a cancelled join succeeded")
+	}
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatalf("leave after a cancelled join: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.leaves) != 1 || f.leaves[0].Members[0].MemberID != "m-1" {
+		t.Fatalf("leaves: %+v", f.leaves)
 	}
 }

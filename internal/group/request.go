@@ -37,6 +37,13 @@ func (m *Membership) exchange(ctx context.Context, conn *wire.Conn, req protocol
 			return res, nil
 		}
 	}
+	if ctx.Err() != nil {
+		// The request may still be held by the coordinator (a JoinGroup
+		// waits for the whole group): Kafka answers a connection's requests
+		// in order, so everything sent after it on this connection (a
+		// LeaveGroup at shutdown) would wait too. Start afresh.
+		_ = conn.Close()
+	}
 	if errors.Is(err, wire.ErrConnClosed) || ctx.Err() != nil {
 		m.coordinatorGone(conn.Addr())
 	}
