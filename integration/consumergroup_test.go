@@ -155,3 +155,22 @@ func TestStaticMemberRestartWithoutRebalance(t *testing.T) {
 	require.NoError(t, ra2.stop(t))
 	require.NoError(t, rb.stop(t))
 }
+
+// Partitions added to a topic are consumed: the leader sees the partition
+// count change (it checks every 5 s) and rebalances.
+func TestPartitionsAddedAreConsumed(t *testing.T) {
+	topic := cluster.NewTopic(t, 2)
+	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, "g-"+topic, fastConsumer(t)...)
+	require.NoError(t, err)
+	require.NoError(t, c.RegisterHandler(newRecorder()))
+	r := start(c)
+	require.Eventually(t, func() bool { return len(c.Stats().Partitions) == 2 }, 30*time.Second, 10*time.Millisecond)
+	res, err := cluster.Client().CreatePartitions(ctxT(t), &kafka.CreatePartitionsRequest{
+		Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 4}}})
+	require.NoError(t, err)
+	for _, e := range res.Errors {
+		require.NoError(t, e)
+	}
+	require.Eventually(t, func() bool { return len(c.Stats().Partitions) == 4 }, 30*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.stop(t))
+}
