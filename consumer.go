@@ -184,6 +184,13 @@ func (c *KafkaConsumer[T]) RegisterHandlerFunc(fn func(ctx context.Context, msg 
 // again). When a handler exhausts its retries or a value
 // cannot be decoded, it does the same for the other partitions and returns a
 // [*HandlerError] or [*DecodeError].
+//
+// A consumed topic that does not exist makes Run wait for it (see
+// [KafkaConsumer.Ready]), or, with [WithMissingTopicsFatal], return an error
+// wrapping [ErrTopicNotFound]. A join the group refuses for good (no
+// protocol in common with the other members, an invalid session timeout, a
+// static member fenced by another with its instance ID, authorization)
+// stops Run with that error.
 func (c *KafkaConsumer[T]) Run(ctx context.Context) error {
 	c.mu.Lock()
 	switch {
