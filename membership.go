@@ -110,7 +110,8 @@ func (s *session[T]) join(m *group.Membership, claim []group.TopicPartition, hel
 // fatalJoinError reports join errors that no retry can cure.
 func fatalJoinError(err error) bool {
 	for _, e := range []kafka.Error{kafka.InconsistentGroupProtocol, kafka.InvalidSessionTimeout,
-		kafka.FencedInstanceID, kafka.GroupMaxSizeReached, kafka.InvalidGroupId, kafka.UnsupportedVersion} {
+		kafka.FencedInstanceID, kafka.GroupMaxSizeReached, kafka.InvalidGroupId, kafka.UnsupportedVersion,
+		kafka.GroupAuthorizationFailed} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -153,11 +154,17 @@ func (s *session[T]) runGeneration(m *group.Membership, gen *group.Generation, h
 
 	starts, err := m.FetchOffsets(s.runCtx, added)
 	if err != nil {
-		if s.runCtx.Err() == nil {
+		added = nil
+		switch aerr := authError(err); {
+		case s.runCtx.Err() != nil:
+		case errors.Is(aerr, ErrAuthentication), errors.Is(err, kafka.GroupAuthorizationFailed),
+			errors.Is(err, kafka.TopicAuthorizationFailed):
+			s.fail(fmt.Errorf("mq: consumer group %q: fetching committed offsets: %w", c.group, aerr))
+		default:
 			c.log.Warn("fetching committed offsets failed: rejoining", zap.Int32("generation", gen.ID), zap.Error(err))
+			sleepCtx(s.runCtx, time.Second) // not a tight loop of joins
 			m.Rejoin(gen)
 		}
-		added = nil
 	}
 	for _, tp := range added {
 		start := starts[tp]

@@ -174,3 +174,33 @@ func TestPartitionsAddedAreConsumed(t *testing.T) {
 	require.Eventually(t, func() bool { return len(c.Stats().Partitions) == 4 }, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, r.stop(t))
 }
+
+// A graceful stop whose handler drains for twice the session timeout still
+// commits what it processed: heartbeats go on until the member leaves.
+func TestShutdownDrainLongerThanSessionCommits(t *testing.T) {
+	const session = time.Second
+	topic := cluster.NewTopic(t, 1)
+	p := newProducer(t, topic)
+	produceChat(t, p, 0, 5)
+	group := "g-" + topic
+	started := make(chan struct{})
+	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, fastConsumer(t,
+		mq.WithSessionTimeout(session), mq.WithShutdownTimeout(10*time.Second))...)
+	require.NoError(t, err)
+	require.NoError(t, c.RegisterHandlerFunc(func(ctx context.Context, m mq.Message[ChatMessage]) error {
+		if m.Value.ID == 4 {
+			close(started)
+			deadline := time.Now().Add(2 * session)
+			for time.Now().Before(deadline) { // simulated work: the drain under test
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		return nil
+	}))
+	r := start(c)
+	<-started
+	require.NoError(t, r.stop(t))
+	committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
+	require.NoError(t, err)
+	assert.Equal(t, map[int]int64{0: 5}, committed)
+}
