@@ -12,7 +12,9 @@ import (
 // HealthReport is the consumer's view of its own health.
 type HealthReport struct {
 	// Ready: Run is running and the member holds an assignment from the
-	// current group generation (an empty one makes it a hot standby).
+	// current group generation (an empty one makes it a hot standby). A
+	// cooperative member (GroupProtocolCooperativeSticky) stays ready
+	// through a rebalance while it keeps consuming partitions.
 	Ready bool `json:"ready"`
 	// Live: Run is running and no partition is stuck (see Stuck).
 	Live bool `json:"live"`

@@ -194,8 +194,8 @@ func (s *session[T]) runGeneration(m *group.Membership, gen *group.Generation, h
 	}
 
 	s.commitLoop(m, gen, held)
-	c.joined.Store(false)
 	if len(held) == 0 {
+		c.joined.Store(false)
 		return
 	}
 	all2 := make([]group.TopicPartition, 0, len(held))
@@ -209,10 +209,13 @@ func (s *session[T]) runGeneration(m *group.Membership, gen *group.Generation, h
 		// member's already.
 		c.log.Warn("member fenced: partitions lost, their uncommitted messages will be delivered again",
 			zap.Int32("generation", gen.ID), zap.Error(gen.Err()))
+		c.joined.Store(false)
 		s.release(m, gen, held, all2, false)
 	case !gen.Cooperative || s.runCtx.Err() != nil:
+		c.joined.Store(false)
 		s.release(m, gen, held, all2, true)
 	default:
+		// Still consuming through the rejoin: still ready.
 		// Cooperative: the partitions go on through the rejoin, which
 		// commits nothing until the next generation; commit what they
 		// processed while the coordinator still takes this generation's
