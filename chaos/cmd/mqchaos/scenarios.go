@@ -288,6 +288,18 @@ func runBrokerRestart(s *sc) {
 		}
 		return best
 	}
+	// handledBefore counts the distinct records handled before t.
+	handledBefore := func(t time.Time) int {
+		seen := make(map[[2]int64]bool)
+		for _, lt := range c.lifetimes {
+			for _, ev := range lt.Events {
+				if ev.Type == check.EvHandled && ev.Time < t.UnixNano() {
+					seen[[2]int64{int64(ev.H.Partition), ev.H.Offset}] = true
+				}
+			}
+		}
+		return len(seen)
+	}
 	resumeBound := 30 * time.Second
 	if len(outs) == 2 {
 		pr := firstAck(outs[0].up)
@@ -295,6 +307,15 @@ func runBrokerRestart(s *sc) {
 		s.fig("producer resumed", "%s", fmtDur(pr))
 		for i, o := range outs {
 			cr := firstHandled(o.up)
+			if cr < 0 && i == 1 && handledBefore(o.up) >= c.rep.Acked {
+				// The consume-only outage came too late to matter: the
+				// consumer had handled every record (from its fetch
+				// buffer) before the broker was back. That it recovered
+				// shows in the drain: every offset committed at the end.
+				s.note("the consumer handled all %d records before the broker returned from outage 2; nothing to resume", c.rep.Acked)
+				s.fig(fmt.Sprintf("outage #%d", i+1), "%s %s", o.how, fmtDur(o.up.Sub(o.down)))
+				continue
+			}
 			s.require(cr >= 0 && cr <= resumeBound, "consumer did not resume within %v after outage %d (%s): first handled after %v", resumeBound, i+1, o.how, cr)
 			s.fig(fmt.Sprintf("consumer resumed #%d", i+1), "%s", fmtDur(cr))
 			s.fig(fmt.Sprintf("outage #%d", i+1), "%s %s", o.how, fmtDur(o.up.Sub(o.down)))
