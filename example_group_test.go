@@ -14,14 +14,16 @@ import (
 // (KIP-345): when another pod joins, only the partitions that move to it are
 // drained and committed; the others keep being processed. Restarted within
 // the session timeout, the pod (same instance ID) gets its partitions back
-// without any rebalance. Java members with the same settings share the
-// group.
+// without any rebalance. With a rack (zone), the assignment prefers
+// partitions with a replica in the consumer's zone. Java members with the
+// same settings share the group.
 func ExampleWithGroupProtocol() {
 	pod, _ := os.Hostname() // e.g. "chat-persister-2" in a StatefulSet
 	c, err := mq.NewKafkaConsumer[ChatMessage]([]string{"localhost:9092"}, "chat-messages", "chat-persister",
 		mq.WithGroupProtocol(mq.GroupProtocolCooperativeSticky),
 		mq.WithGroupInstanceID(pod),
 		mq.WithSessionTimeout(45*time.Second), // covers a restart
+		mq.WithClientRack(os.Getenv("ZONE")),  // prefer partitions with a replica in this zone
 	)
 	if err != nil {
 		log.Fatal(err)
