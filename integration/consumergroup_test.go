@@ -204,3 +204,61 @@ func TestShutdownDrainLongerThanSessionCommits(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[int]int64{0: 5}, committed)
 }
+
+// mq members and kafka-go group members (mq before its own membership) share
+// a group during a rolling upgrade, whichever leads: both hold partitions.
+func TestRollingUpgradeFromKafkaGoMembership(t *testing.T) {
+	for _, kafkaGoLeads := range []bool{false, true} {
+		t.Run(map[bool]string{false: "mq-leads", true: "kafka-go-leads"}[kafkaGoLeads], func(t *testing.T) {
+			topic := cluster.NewTopic(t, 4)
+			group := "g-" + topic
+			c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, fastConsumer(t)...)
+			require.NoError(t, err)
+			require.NoError(t, c.RegisterHandler(newRecorder()))
+			var assigned atomic.Int32
+			startKafkaGo := func() func() {
+				ctx, cancel := context.WithCancel(context.Background())
+				cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{ID: group, Brokers: cluster.Addrs(),
+					Topics: []string{topic}, HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 2 * time.Second,
+					RebalanceTimeout: 5 * time.Second, JoinGroupBackoff: 100 * time.Millisecond})
+				require.NoError(t, err)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for {
+						gen, err := cg.Next(ctx)
+						if err != nil {
+							if ctx.Err() != nil {
+								return
+							}
+							continue
+						}
+						assigned.Store(int32(len(gen.Assignments[topic])))
+						gen.Start(func(gctx context.Context) { <-gctx.Done() })
+					}
+				}()
+				return func() {
+					cancel()
+					_ = cg.Close()
+					<-done
+				}
+			}
+			var stopKG func()
+			var r *running
+			if kafkaGoLeads {
+				stopKG = startKafkaGo()
+				require.Eventually(t, func() bool { return assigned.Load() == 4 }, 30*time.Second, 10*time.Millisecond)
+				r = start(c)
+			} else {
+				r = start(c)
+				require.Eventually(t, func() bool { return len(c.Stats().Partitions) == 4 }, 30*time.Second, 10*time.Millisecond)
+				stopKG = startKafkaGo()
+			}
+			require.Eventually(t, func() bool {
+				return assigned.Load() == 2 && len(c.Stats().Partitions) == 2
+			}, 30*time.Second, 10*time.Millisecond, "kafka-go %d partitions, mq %d", assigned.Load(), len(c.Stats().Partitions))
+			stopKG()
+			require.NoError(t, r.stop(t))
+		})
+	}
+}

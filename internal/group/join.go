@@ -100,7 +100,16 @@ func (m *Membership) subscription(a Assignor, owned []TopicPartition, ownedGen i
 		}
 		sub.UserData = b
 	}
-	return EncodeSubscription(sub, MaxVersion)
+	version := MaxVersion
+	if a.Name() != CooperativeSticky().Name() && m.cfg.Rack == "" && len(owned) == 0 {
+		// An eager assignor reads neither owned partitions nor generation,
+		// and without a rack version 0 says everything. kafka-go's leader
+		// (mq before its own membership, met in a rolling upgrade) reads
+		// only version 0's fields and refuses anything longer; Java reads
+		// every version.
+		version = 0
+	}
+	return EncodeSubscription(sub, version)
 }
 
 func (m *Membership) joinOnce(ctx context.Context, owned []TopicPartition, ownedGen int32) (*Generation, error) {
@@ -201,7 +210,7 @@ func (m *Membership) assign(ctx context.Context, a Assignor, members []joingroup
 	in := make([]Member, 0, len(members))
 	var topics []string
 	for _, mem := range members {
-		sub, _, err := DecodeSubscription(mem.Metadata)
+		sub, err := decodeMemberSubscription(mem.Metadata)
 		if err != nil {
 			return nil, nil, fmt.Errorf("group %q: subscription of member %s: %w", m.cfg.Group, mem.MemberID, err)
 		}
@@ -266,4 +275,21 @@ func (m *Membership) groupError(addr, op string, code int16) error {
 		m.coordinatorGone(addr)
 	}
 	return fmt.Errorf("group %q: %s: %w", m.cfg.Group, op, kerr)
+}
+
+// decodeMemberSubscription is DecodeSubscription, lenient with kafka-go's
+// subscription (what mq members sent before mq had its own membership):
+// kafka-go labels it version 1 but leaves out the owned partitions that
+// version has. Java rejects it; a leader met by such members in a rolling
+// upgrade reads its version-0 fields (topics, user data) instead.
+func decodeMemberSubscription(b []byte) (Subscription, error) {
+	sub, _, err := DecodeSubscription(b)
+	if err == nil || len(b) < 2 || !errors.Is(err, ErrMalformed) {
+		return sub, err
+	}
+	v0 := append([]byte{0, 0}, b[2:]...)
+	if sub0, _, err0 := DecodeSubscription(v0); err0 == nil {
+		return sub0, nil
+	}
+	return sub, err
 }

@@ -304,3 +304,33 @@ func TestMembershipLeaveAfterCancelledJoin(t *testing.T) {
 		t.Fatalf("leaves: %+v", f.leaves)
 	}
 }
+
+// kafka-go's subscription (version 1 without owned partitions) is read by a
+// leader as its version-0 fields; an eager member without a rack sends
+// version 0, which kafka-go's leader reads.
+func TestKafkaGoSubscriptionCompatibility(t *testing.T) {
+	kgo := []byte{0, 1, 0, 0, 0, 1, 0, 1, 't', 0, 0, 0, 0} // v1, topics ["t"], user data empty
+	if _, _, err := DecodeSubscription(kgo); err == nil {
+		t.Fatal("kafka-go's subscription decodes strictly: the leniency below would be untested")
+	}
+	sub, err := decodeMemberSubscription(kgo)
+	if err != nil || len(sub.Topics) != 1 || sub.Topics[0] != "t" {
+		t.Fatalf("lenient decode: %+v, %v", sub, err)
+	}
+	if _, err := decodeMemberSubscription([]byte{0, 3, 0}); err == nil {
+		t.Fatal("garbage decoded")
+	}
+	m := &Membership{cfg: Config{Topics: []string{"t"}}}
+	b, err := m.subscription(Range(), nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, v, err := DecodeSubscription(b); err != nil || v != 0 {
+		t.Fatalf("eager subscription v%d, %v: want version 0", v, err)
+	}
+	m.cfg.Rack = "r1"
+	b, _ = m.subscription(Range(), nil, 4)
+	if _, v, _ := DecodeSubscription(b); v != MaxVersion {
+		t.Fatalf("with a rack: v%d, want %d", v, MaxVersion)
+	}
+}
