@@ -13,8 +13,10 @@
 // and OffsetFetch through the member's generation. Requests go at versions
 // kafka-go's types encode correctly (JoinGroup v5, SyncGroup v3, Heartbeat and
 // LeaveGroup v3 with their responses decoded here, OffsetCommit v7,
-// OffsetFetch v5). The codec and assignors are pure and safe for concurrent
-// use; so is a Membership.
+// OffsetFetch v5). Subscriptions are version 3 (Java's), except for eager
+// assignors without a rack, whose members send version 0: the same
+// information, and the only version kafka-go's leader reads. The codec and
+// assignors are pure and safe for concurrent use; so is a Membership.
 //
 // # Codec
 //
