@@ -331,3 +331,62 @@ func TestSeek(t *testing.T) {
 	require.NoError(t, r.stop(t))
 	assert.Equal(t, 0, rec.seen[4], "nothing before the seek offset")
 }
+
+// A paused partition stays paused across rebalances: a second member joins
+// and leaves, the first gets the partition back, and it is still not
+// consumed until resumed.
+func TestPauseSurvivesRebalance(t *testing.T) {
+	topic := cluster.NewTopic(t, 2)
+	group := "g-" + topic
+	produceTo(t, topic, 0, 0, 20, time.Time{})
+	produceTo(t, topic, 1, 20, 40, time.Time{})
+
+	var mu sync.Mutex
+	var gens []map[string][]int
+	onAssigned := func(a map[string][]int) {
+		mu.Lock()
+		gens = append(gens, a)
+		mu.Unlock()
+	}
+	a, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, fastConsumer(t, mq.WithOnAssigned(onAssigned))...)
+	require.NoError(t, err)
+	rec := newRecorder()
+	require.NoError(t, a.RegisterHandler(rec))
+	ra := start(a)
+	require.Eventually(t, func() bool { return rec.unique() == 40 }, 20*time.Second, 5*time.Millisecond)
+	a.Pause(mq.TopicPartition{Topic: topic, Partition: 0})
+
+	// A second member joins, then leaves: two rebalances.
+	b, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, fastConsumer(t)...)
+	require.NoError(t, err)
+	require.NoError(t, b.RegisterHandler(rec))
+	rb := start(b)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(gens) >= 2 && len(gens[len(gens)-1][topic]) == 1
+	}, 30*time.Second, 5*time.Millisecond, "the second member got a partition")
+	require.NoError(t, rb.stop(t))
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(gens) >= 3 && len(gens[len(gens)-1][topic]) == 2
+	}, 30*time.Second, 5*time.Millisecond, "the first member owns both partitions again")
+	assert.Equal(t, []mq.TopicPartition{{Topic: topic, Partition: 0}}, a.Paused())
+
+	produceTo(t, topic, 0, 40, 60, time.Time{})
+	produceTo(t, topic, 1, 60, 80, time.Time{})
+	require.Eventually(t, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.seen[79] > 0
+	}, 20*time.Second, 5*time.Millisecond, "partition 1 is consumed")
+	rec.mu.Lock()
+	for id := 40; id < 60; id++ {
+		assert.Zero(t, rec.seen[id], "message %d of the paused partition", id)
+	}
+	rec.mu.Unlock()
+	a.Resume()
+	require.Eventually(t, func() bool { return rec.unique() == 80 }, 20*time.Second, 5*time.Millisecond)
+	require.NoError(t, ra.stop(t))
+}
