@@ -116,7 +116,9 @@ func systemsFor(w string, real bool) []string {
 	case "c":
 		s = []string{"mq", "kafka-go", "kafka-go/batch", "franz-go"}
 	case "d":
-		s = []string{"mq", "kafka-go", "franz-go"}
+		// mq/batch100: a batch handler (batches of up to 100) beside mq's
+		// per-message handler.
+		s = []string{"mq", "mq/batch100", "kafka-go", "franz-go"}
 		if real {
 			s = append(s, "java", "kcat")
 		}
