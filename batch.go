@@ -93,7 +93,8 @@ func BatchFailedAt(i int, err error) error {
 // Batches are per partition, so order holds within a partition. Messages
 // of retry topics ([RetryTopics]) are handed over one at a time, each a
 // batch of one, since each waits for its own due time. With [WithLanes],
-// batches are not formed: every message is a batch of one.
+// each lane forms batches of its own messages: in order (for each key), but
+// not consecutive offsets, since other lanes take the other keys.
 func (c *KafkaConsumer[T]) RegisterBatchHandler(h BatchHandler[T], opts ...HandlerOption) error {
 	if isNil(h) {
 		return ErrNilHandler
@@ -151,11 +152,8 @@ func batchOfOne[T any](h BatchHandler[T]) Handler[T] {
 }
 
 // batching reports whether the consumer forms batches on its main topics'
-// partitions: it has a batch handler and one lane.
+// partitions: it has a batch handler (with lanes, each lane forms its own).
 func (s *session[T]) batching() bool {
-	if s.c.cfg.lanes > 1 {
-		return false
-	}
 	for i := range s.handlers {
 		if s.handlers[i].batch != nil {
 			return true

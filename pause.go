@@ -184,6 +184,7 @@ func (c *KafkaConsumer[T]) wrapAssignedHook() {
 	}
 	c.cfg.onAssigned = func(assigned map[string][]int) {
 		c.ctls.mu.Lock()
+		clear(c.ctls.seeks) // of partitions an earlier assignment never started
 		c.ctls.assigning = make(map[TopicPartition]bool)
 		for topic, ids := range assigned {
 			for _, id := range ids {
@@ -240,7 +241,6 @@ func (c *KafkaConsumer[T]) startControls(ps *partitionState, fp *fetch.Partition
 // worker. Its zero value is ready to use.
 type partitionControl struct {
 	pendingFlag atomic.Bool // a pause or a seek is pending: the worker must look
-	parked      atomic.Bool // the worker waits for a resume
 
 	mu        sync.Mutex
 	paused    bool
@@ -260,6 +260,12 @@ func (pc *partitionControl) setPaused(paused bool) {
 	}
 	pc.paused = paused
 	pc.notifyLocked()
+}
+
+func (pc *partitionControl) isPaused() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.paused
 }
 
 func (pc *partitionControl) requestSeek(offset int64) {
@@ -344,12 +350,11 @@ func (s *session[T]) control(soft context.Context, ps *partitionState, fp *fetch
 			if !flush() {
 				return false
 			}
-			ps.ctl.parked.Store(true)
 			select {
 			case <-changed:
 			case <-soft.Done():
 			}
-			ps.ctl.parked.Store(false)
+			ps.lastProgress.Store(time.Now().UnixNano()) // a pause is no lack of progress
 		default:
 			return true
 		}

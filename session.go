@@ -315,7 +315,7 @@ func (s *session[T]) consumePartition(ctx context.Context, ps *partitionState, f
 	}()
 
 	proc := &processor[T]{s: s, soft: soft, hard: hard, log: log, tier: ps.tier}
-	if ps.tier == 0 && s.batching() {
+	if ps.tier == 0 && c.cfg.lanes == 1 && s.batching() {
 		s.consumeBatches(soft, ps, proc, fp)
 		return
 	}

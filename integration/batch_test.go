@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -216,6 +217,9 @@ func TestPauseResumeUnderLoad(t *testing.T) {
 	mu.Unlock()
 	close(gate) // the message in flight finishes
 	assert.Equal(t, []mq.TopicPartition{{Topic: topic, Partition: 0}}, c.Paused())
+	for _, p := range c.Health().Partitions {
+		assert.Equal(t, p.Partition == 0, p.Paused, "partition %d", p.Partition)
+	}
 
 	// More load on both partitions; partition 1 is consumed to its end.
 	produceTo(t, topic, 0, 2*n, 3*n, time.Time{})
@@ -389,4 +393,42 @@ func TestPauseSurvivesRebalance(t *testing.T) {
 	a.Resume()
 	require.Eventually(t, func() bool { return rec.unique() == 80 }, 20*time.Second, 5*time.Millisecond)
 	require.NoError(t, ra.stop(t))
+}
+
+// With lanes, each lane hands its messages over in batches: every message
+// arrives once, each key's messages in order, and everything is committed.
+func TestBatchHandlerWithLanes(t *testing.T) {
+	const n = 600
+	topic := cluster.NewTopic(t, 2)
+	produceTo(t, topic, 0, 0, n/2, time.Time{})
+	produceTo(t, topic, 1, n/2, n, time.Time{})
+	group := "g-" + topic
+	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group,
+		fastConsumer(t, mq.WithLanes(4), mq.WithBatchMaxMessages(25), mq.WithBatchMaxBytes(64<<10))...)
+	require.NoError(t, err)
+	rec := newBatchRecorder(nil)
+	require.NoError(t, c.RegisterBatchHandler(rec))
+	r := start(c)
+	require.Eventually(t, func() bool { return rec.unique() == n }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
+		return err == nil && committed[0] == n/2 && committed[1] == n/2
+	}, 20*time.Second, 20*time.Millisecond)
+	require.NoError(t, r.stop(t))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	last := map[string]int64{} // partition/key -> last offset
+	for _, b := range rec.batches {
+		assert.LessOrEqual(t, len(b), 25)
+		for _, m := range b {
+			k := fmt.Sprintf("%d/%s", m.Partition, m.Key)
+			if prev, ok := last[k]; ok {
+				assert.Greater(t, m.Offset, prev, "key %s in order", k)
+			}
+			last[k] = m.Offset
+		}
+	}
+	for id, times := range rec.seen {
+		assert.Equal(t, 1, times, "message %d", id)
+	}
 }
