@@ -533,10 +533,12 @@ func (w *worker) consumer(handlerWait time.Duration) (consumeFn, error) {
 		}
 		return func(ctx context.Context, handle func(Event)) error {
 			if err := c.RegisterBatchHandlerFunc(func(_ context.Context, msgs []mq.Message[Event]) error {
+				// The wait is per call, as a database transaction's
+				// commit would be: once per batch.
+				if handlerWait > 0 {
+					waitFor(handlerWait)
+				}
 				for i := range msgs {
-					if handlerWait > 0 {
-						waitFor(handlerWait)
-					}
 					handle(msgs[i].Value)
 				}
 				return nil
