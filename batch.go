@@ -162,12 +162,6 @@ func (s *session[T]) batching() bool {
 	return false
 }
 
-// batchItem is a decoded message of a batch.
-type batchItem[T any] struct {
-	in  inbound
-	msg Message[T]
-}
-
 // batcher gathers a partition's messages into batches.
 type batcher[T any] struct {
 	s       *session[T]
@@ -177,6 +171,7 @@ type batcher[T any] struct {
 	bytes   int
 	first   time.Time // when the first pending message was added
 	held    []*fetch.Chunk
+	msgs    []Message[T] // reused by every batch
 }
 
 // add appends m to the pending batch; it reports whether the batch is full.
@@ -203,7 +198,7 @@ func (b *batcher[T]) flush() bool {
 		b.release()
 		return true
 	}
-	ok := b.proc.processBatch(b.pending)
+	ok := b.proc.processBatch(b.pending, &b.msgs)
 	clear(b.pending)
 	b.pending = b.pending[:0]
 	b.bytes = 0
@@ -323,10 +318,21 @@ func (s *session[T]) batchChunk(soft context.Context, ps *partitionState, b *bat
 
 // processBatch runs the handlers on a batch of one partition's messages,
 // in order, and marks each message finished once it may be committed. It
-// reports false when the consumer must stop or is stopping.
-func (p *processor[T]) processBatch(batch []inbound) bool {
+// reports false when the consumer must stop or is stopping. buf, when
+// given, is reused for the messages handed to the handlers (one per
+// goroutine: a partition's worker or lane).
+func (p *processor[T]) processBatch(batch []inbound, buf *[]Message[T]) bool {
 	c := p.s.c
-	items := make([]batchItem[T], 0, len(batch))
+	var msgs []Message[T]
+	if buf != nil && cap(*buf) >= len(batch) {
+		msgs = (*buf)[:len(batch)]
+	} else {
+		msgs = make([]Message[T], len(batch))
+		if buf != nil {
+			*buf = msgs
+		}
+	}
+	defer clear(msgs) // nothing of the fetch buffers stays referenced
 	for k, m := range batch {
 		var v T
 		if m.rec.Value != nil {
@@ -335,18 +341,18 @@ func (p *processor[T]) processBatch(batch []inbound) bool {
 				// A poison message: the batch before it goes on, the
 				// message goes through the per-message pipeline (to the
 				// recoverer), then the rest.
-				if !p.runBatch(items, nil, 0) || !p.processOne(m, nil, nil) {
+				if !p.runBatch(batch[:k], msgs[:k], nil, 0) || !p.processOne(m, nil, nil) {
 					return false
 				}
-				return p.processBatch(batch[k+1:])
+				clear(msgs)
+				return p.processBatch(batch[k+1:], buf)
 			}
 		}
-		items = append(items, batchItem[T]{in: m, msg: Message[T]{Topic: m.ps.topic, Partition: m.ps.id,
-			Offset: m.rec.Offset, Key: m.rec.Key, Value: v, Headers: m.rec.Headers, Time: m.rec.Timestamp,
-			TimestampType: TimestampType(m.rec.TimestampType), Tombstone: m.rec.Value == nil,
-			HighWaterMark: m.hwm, Raw: m.rec.Value}})
+		msgs[k] = Message[T]{Topic: m.ps.topic, Partition: m.ps.id, Offset: m.rec.Offset, Key: m.rec.Key, Value: v,
+			Headers: m.rec.Headers, Time: m.rec.Timestamp, TimestampType: TimestampType(m.rec.TimestampType),
+			Tombstone: m.rec.Value == nil, HighWaterMark: m.hwm, Raw: m.rec.Value}
 	}
-	return p.runBatch(items, nil, 0)
+	return p.runBatch(batch, msgs, nil, 0)
 }
 
 // processOne passes one message through the per-message pipeline, the
@@ -361,10 +367,11 @@ func (p *processor[T]) processOne(m inbound, done []string, first *handlerRun) b
 	return true
 }
 
-// runBatch runs the handlers from index from on items, every handler named
-// in done having succeeded on all of them, and finishes them in order.
-func (p *processor[T]) runBatch(items []batchItem[T], done []string, from int) bool {
-	if len(items) == 0 {
+// runBatch runs the handlers from index from on a batch (ins, and msgs
+// decoded from them), every handler named in done having succeeded on all
+// of it, and finishes its messages in order.
+func (p *processor[T]) runBatch(ins []inbound, msgs []Message[T], done []string, from int) bool {
+	if len(ins) == 0 {
 		return true
 	}
 	c := p.s.c
@@ -374,20 +381,20 @@ func (p *processor[T]) runBatch(items []batchItem[T], done []string, from int) b
 		if slices.Contains(done, h.name) {
 			continue
 		}
-		at, err, stop := p.callBatchRetrying(h, items)
+		at, err, stop := p.callBatchRetrying(h, ins, msgs)
 		if stop {
 			return false
 		}
 		if err == nil {
-			c.handled.Add(int64(len(items)))
+			c.handled.Add(int64(len(ins)))
 			done = append(slices.Clone(done), h.name)
 			continue
 		}
 		if at < 0 {
 			// The whole batch failed for good: its messages go through the
 			// handlers one by one.
-			for _, it := range items {
-				if !p.processOne(it.in, done, nil) {
+			for _, m := range ins {
+				if !p.processOne(m, done, nil) {
 					return false
 				}
 			}
@@ -396,30 +403,34 @@ func (p *processor[T]) runBatch(items []batchItem[T], done []string, from int) b
 		// msgs[:at] go on; msgs[at] failed its first attempt; the rest
 		// come back to this handler afterwards.
 		c.handled.Add(int64(at))
-		if !p.runBatch(items[:at], append(slices.Clone(done), h.name), hi+1) {
+		if !p.runBatch(ins[:at], msgs[:at], append(slices.Clone(done), h.name), hi+1) {
 			return false
 		}
-		if !p.processOne(items[at].in, done, &handlerRun{idx: hi, attempts: 1, err: err}) {
+		if !p.processOne(ins[at], done, &handlerRun{idx: hi, attempts: 1, err: err}) {
 			return false
 		}
-		return p.runBatch(items[at+1:], done, hi)
+		return p.runBatch(ins[at+1:], msgs[at+1:], done, hi)
 	}
-	p.finishBatch(items, start)
+	p.finishBatch(ins, start)
 	return true
 }
 
 // finishBatch marks a handled batch finished, reporting each message to the
 // observer.
-func (p *processor[T]) finishBatch(items []batchItem[T], start time.Time) {
-	obs := p.s.c.cfg.observer
-	for _, it := range items {
-		if obs != nil {
-			info := p.info(it.in)
+func (p *processor[T]) finishBatch(ins []inbound, start time.Time) {
+	if obs := p.s.c.cfg.observer; obs != nil {
+		took := time.Since(start)
+		for _, m := range ins {
+			info := p.info(m)
 			ctx := obs.ProcessStarted(p.hard, info)
-			obs.ProcessFinished(ctx, info, OutcomeHandled, time.Since(start), nil)
+			obs.ProcessFinished(ctx, info, OutcomeHandled, took, nil)
 		}
-		it.in.ps.finish(it.in.rec.Offset)
 	}
+	ps := ins[0].ps
+	for _, m := range ins {
+		ps.tracker.Done(m.rec.Offset)
+	}
+	ps.lastProgress.Store(time.Now().UnixNano())
 }
 
 // info describes a message to the observer.
@@ -429,30 +440,26 @@ func (p *processor[T]) info(m inbound) MessageInfo {
 		Tombstone: m.rec.Value == nil, HighWaterMark: m.hwm, Group: p.s.c.group}
 }
 
-// callBatchRetrying calls h on items, retrying a failure of the whole
+// callBatchRetrying calls h on a batch, retrying a failure of the whole
 // batch under h's retry policy. It returns at >= 0 with the error of
-// items[at] for a partial failure; at < 0 with an error when the whole
+// msgs[at] for a partial failure; at < 0 with an error when the whole
 // batch failed for good; stop when the consumer is stopping.
-func (p *processor[T]) callBatchRetrying(h *registeredHandler[T], items []batchItem[T]) (at int, err error, stop bool) {
+func (p *processor[T]) callBatchRetrying(h *registeredHandler[T], ins []inbound, msgs []Message[T]) (at int, err error, stop bool) {
 	c := p.s.c
-	msgs := make([]Message[T], len(items))
-	for k := range items {
-		msgs[k] = items[k].msg
-	}
-	first, last := items[0].in.rec.Offset, items[len(items)-1].in.rec.Offset
+	first, last := ins[0].rec.Offset, ins[len(ins)-1].rec.Offset
 	for attempt := 1; ; attempt++ {
-		err := p.callBatch(h, items, msgs, attempt)
+		err := p.callBatch(h, ins, msgs, attempt)
 		if err == nil {
 			return -1, nil, false
 		}
-		if p.stoppedWaiting(h.name, items[0].in, err) {
+		if p.stoppedWaiting(h.name, ins[0], err) {
 			return -1, err, true
 		}
 		var bf *BatchFailedError
-		if errors.As(err, &bf) && bf.Index >= 0 && bf.Index < len(items) {
+		if errors.As(err, &bf) && bf.Index >= 0 && bf.Index < len(ins) {
 			return bf.Index, bf.Err, false
 		}
-		if len(items) == 1 {
+		if len(ins) == 1 {
 			return 0, err, false // a batch of one fails as its message does
 		}
 		c.handlerErrors.Add(1)
@@ -479,11 +486,11 @@ func (p *processor[T]) callBatchRetrying(h *registeredHandler[T], items []batchI
 // callBatch calls h on a batch once: a batch handler with the batch, a
 // per-message handler on each message until one fails (a partial failure).
 // Panics become *PanicError; the handler's timeout bounds the call.
-func (p *processor[T]) callBatch(h *registeredHandler[T], items []batchItem[T], msgs []Message[T], attempt int) error {
+func (p *processor[T]) callBatch(h *registeredHandler[T], ins []inbound, msgs []Message[T], attempt int) error {
 	obs := p.s.c.cfg.observer
 	if h.batch == nil {
 		for k := range msgs {
-			if err := p.call(p.hard, h, msgs[k], p.infoOrNil(items[k].in), attempt); err != nil {
+			if err := p.call(p.hard, h, msgs[k], p.infoOrNil(ins[k]), attempt); err != nil {
 				return BatchFailedAt(k, err)
 			}
 		}
@@ -495,10 +502,10 @@ func (p *processor[T]) callBatch(h *registeredHandler[T], items []batchItem[T], 
 		took := time.Since(start)
 		var bf *BatchFailedError
 		failedAt := -1
-		if errors.As(err, &bf) && bf.Index >= 0 && bf.Index < len(items) {
+		if errors.As(err, &bf) && bf.Index >= 0 && bf.Index < len(ins) {
 			failedAt = bf.Index
 		}
-		for k := range items {
+		for k := range ins {
 			var e error
 			switch {
 			case err == nil || k < failedAt:
@@ -507,7 +514,7 @@ func (p *processor[T]) callBatch(h *registeredHandler[T], items []batchItem[T], 
 			default:
 				continue // not handled: it comes back later
 			}
-			obs.HandlerFinished(p.hard, p.info(items[k].in), h.name, attempt, took, e)
+			obs.HandlerFinished(p.hard, p.info(ins[k]), h.name, attempt, took, e)
 		}
 	}
 	return err
