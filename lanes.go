@@ -44,7 +44,7 @@ func (ls *laneSet[T]) runBatches(ch <-chan inbound) {
 	cfg := &ls.proc.s.c.cfg
 	var batch []inbound
 	var msgs []Message[T] // reused by processBatch
-	var carry *inbound // received, but over the byte cap of the batch before
+	var carry *inbound    // received, but over the byte cap of the batch before
 	stopped, closed := false, false
 	for !closed || carry != nil {
 		var first inbound
