@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/mqkit/mq/internal/fetch"
@@ -275,4 +276,50 @@ func TestRegisterBatchHandlerRejectsNil(t *testing.T) {
 		_, err := NewKafkaConsumer[testEvent]([]string{"127.0.0.1:9092"}, "orders", "billing", o)
 		assert.ErrorIs(t, err, ErrInvalidOption)
 	}
+}
+
+// obsLog records what an observer sees of the consumer side.
+type obsLog struct {
+	NopObserver
+	mu     sync.Mutex
+	events []string
+}
+
+func (o *obsLog) add(s string) { o.mu.Lock(); o.events = append(o.events, s); o.mu.Unlock() }
+
+func (o *obsLog) ProcessStarted(ctx context.Context, m MessageInfo) context.Context {
+	o.add(fmt.Sprintf("start %d", m.Offset))
+	return ctx
+}
+
+func (o *obsLog) HandlerFinished(_ context.Context, m MessageInfo, h string, attempt int, _ time.Duration, err error) {
+	o.add(fmt.Sprintf("%s %d attempt %d err=%v", h, m.Offset, attempt, err != nil))
+}
+
+func (o *obsLog) ProcessFinished(_ context.Context, m MessageInfo, out Outcome, _ time.Duration, _ error) {
+	o.add(fmt.Sprintf("finish %d %s", m.Offset, out))
+}
+
+// Observers see a batch's messages one by one, as the README says.
+func TestBatchObserver(t *testing.T) {
+	obs := &obsLog{}
+	calls := 0
+	tp := newTestPipeline(t, []ConsumerOption{WithObserver(obs)}, func(c *KafkaConsumer[testEvent]) {
+		require.NoError(t, c.RegisterBatchHandlerFunc(func(_ context.Context, msgs []Message[testEvent]) error {
+			calls++
+			if calls == 1 {
+				return BatchFailedAt(2, errBusy)
+			}
+			return nil
+		}, WithHandlerName("store")))
+	})
+	ps, batch := testBatch(4)
+	require.True(t, tp.p.processBatch(batch, nil))
+	assert.Equal(t, []string{
+		"store 0 attempt 1 err=false", "store 1 attempt 1 err=false", "store 2 attempt 1 err=true",
+		"start 0", "finish 0 handled", "start 1", "finish 1 handled", // the messages before the failure
+		"start 2", "store 2 attempt 2 err=false", "finish 2 handled", // the failed one, on its own
+		"store 3 attempt 1 err=false", "start 3", "finish 3 handled", // the rest, as a batch
+	}, obs.events)
+	assert.EqualValues(t, 4, ps.tracker.CommitPoint())
 }
