@@ -230,7 +230,7 @@ func (s *session[T]) consumeBatches(soft context.Context, ps *partitionState, pr
 	b := &batcher[T]{s: s, ps: ps, proc: proc}
 	defer b.release()
 	for {
-		if !s.control(soft, ps, fp, b.flush, b.drop) {
+		if !s.control(soft, ps, fp, b.drop) {
 			return
 		}
 		ctx, cancel := ps.ctl.nextContext(soft)
@@ -276,7 +276,7 @@ func (s *session[T]) batchChunk(soft context.Context, ps *partitionState, b *bat
 		}
 		if ps.ctl.pending() {
 			seeks := ps.ctl.seeks()
-			if !s.control(soft, ps, ps.fp.Load(), b.flush, b.drop) {
+			if !s.control(soft, ps, ps.fp.Load(), b.drop) {
 				chunk.Release()
 				return false
 			}

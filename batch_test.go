@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/mqkit/mq/internal/fetch"
 	"github.com/mqkit/mq/internal/offsets"

@@ -32,7 +32,7 @@ type partitionControls struct {
 // consumer owns when none is given. Work in flight finishes (the message,
 // or batch, being handled, and the messages already queued in lanes); no
 // other message of a paused partition is handed to a handler until it is
-// resumed. The consumer stays in its group and keeps its assignment, and
+// resumed (a batch still gathering waits too). The consumer stays in its group and keeps its assignment, and
 // commits what was handled. A paused partition stays paused until
 // [KafkaConsumer.Resume], across rebalances too: a paused partition this
 // member keeps, or gets back later, starts paused. Partitions the consumer
@@ -318,10 +318,10 @@ func (pc *partitionControl) nextContext(parent context.Context) (context.Context
 
 // control applies the pause and seek requests of a partition before its
 // worker hands over the next message: a seek drops what is pending (drop)
-// and moves the fetch position and the commit point; a pause hands over
-// what is pending (flush) and waits for the resume. It reports false when
-// the worker must stop.
-func (s *session[T]) control(soft context.Context, ps *partitionState, fp *fetch.Partition, flush func() bool, drop func()) bool {
+// and moves the fetch position and the commit point; a pause waits for the
+// resume, keeping what is pending (a batch not handed over yet stays
+// gathered). It reports false when the worker must stop.
+func (s *session[T]) control(soft context.Context, ps *partitionState, fp *fetch.Partition, drop func()) bool {
 	for soft.Err() == nil {
 		ps.ctl.mu.Lock()
 		paused, seek, off, req := ps.ctl.paused, ps.ctl.seek, ps.ctl.seekTo, ps.ctl.seekReq
@@ -347,9 +347,6 @@ func (s *session[T]) control(soft context.Context, ps *partitionState, fp *fetch
 			ps.ctl.mu.Unlock()
 			s.c.log.Info("partition sought", zap.String("topic", ps.topic), zap.Int("partition", ps.id), zap.Int64("offset", off))
 		case paused:
-			if !flush() {
-				return false
-			}
 			select {
 			case <-changed:
 			case <-soft.Done():

@@ -324,15 +324,14 @@ func (s *session[T]) consumePartition(ctx context.Context, ps *partitionState, f
 		lanes = startLanes(proc, ps, c.cfg.lanes)
 		defer func() { lanes.stop() }()
 	}
-	flush := func() bool { return true } // a pause lets the lanes finish what they have
-	drop := func() {                     // a seek waits for them first
+	drop := func() { // a seek waits for the lanes' queued messages first
 		if lanes != nil {
 			lanes.stop()
 			lanes = startLanes(proc, ps, c.cfg.lanes)
 		}
 	}
 	for {
-		if !s.control(soft, ps, fp, flush, drop) {
+		if !s.control(soft, ps, fp, drop) {
 			return
 		}
 		next, cancel := ps.ctl.nextContext(soft)
@@ -351,7 +350,7 @@ func (s *session[T]) consumePartition(ctx context.Context, ps *partitionState, f
 			return
 		}
 		seeks := ps.ctl.seeks()
-		ok := s.processChunk(soft, ps, proc, lanes, chunk, flush, drop)
+		ok := s.processChunk(soft, ps, proc, lanes, chunk, drop)
 		if ok && ps.ctl.seeks() != seeks {
 			chunk.Release() // sought: the rest of the chunk is stale
 			continue
@@ -371,7 +370,7 @@ func (s *session[T]) consumePartition(ctx context.Context, ps *partitionState, f
 // processChunk passes a chunk's records through the pipeline in order, or to
 // the lanes. It reports false when the partition must stop.
 func (s *session[T]) processChunk(soft context.Context, ps *partitionState, proc *processor[T], lanes *laneSet[T], chunk *fetch.Chunk,
-	flush func() bool, drop func()) bool {
+	drop func()) bool {
 	c := s.c
 	seeks := ps.ctl.seeks()
 	for i := range chunk.Records {
@@ -379,7 +378,7 @@ func (s *session[T]) processChunk(soft context.Context, ps *partitionState, proc
 			return false
 		}
 		if ps.ctl.pending() {
-			if !s.control(soft, ps, ps.fp.Load(), flush, drop) {
+			if !s.control(soft, ps, ps.fp.Load(), drop) {
 				return false
 			}
 			if ps.ctl.seeks() != seeks {
