@@ -432,3 +432,83 @@ func TestBatchHandlerWithLanes(t *testing.T) {
 		assert.Equal(t, 1, times, "message %d", id)
 	}
 }
+
+// Pausing a batch consumer under load, with batches gathering for a
+// linger: after the batch in flight, nothing more of the paused partition
+// is handed over while the other partition is consumed; after Resume,
+// everything arrives once.
+func TestPauseResumeUnderLoadWithBatches(t *testing.T) {
+	const n = 400
+	topic := cluster.NewTopic(t, 2)
+	produceTo(t, topic, 0, 0, n, time.Time{})
+	produceTo(t, topic, 1, n, 2*n, time.Time{})
+	group := "g-" + topic
+	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group,
+		fastConsumer(t, mq.WithBatchMaxMessages(20), mq.WithBatchLinger(30*time.Millisecond))...)
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	seen := map[int]map[int]int{0: {}, 1: {}}
+	paused := false
+	batchesAfterPause := 0
+	blocked := make(chan struct{})
+	gate := make(chan struct{})
+	var once sync.Once
+	require.NoError(t, c.RegisterBatchHandlerFunc(func(_ context.Context, msgs []mq.Message[ChatMessage]) error {
+		p := msgs[0].Partition
+		if p == 0 && msgs[len(msgs)-1].Offset >= 100 {
+			once.Do(func() { close(blocked); <-gate }) // partition 0 is busy when it is paused
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if p == 0 && paused {
+			batchesAfterPause++
+		}
+		for _, m := range msgs {
+			seen[p][m.Value.ID]++
+		}
+		return nil
+	}))
+	r := start(c)
+	select {
+	case <-blocked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("partition 0 never reached offset 100")
+	}
+	c.Pause(mq.TopicPartition{Topic: topic, Partition: 0})
+	mu.Lock()
+	paused = true
+	mu.Unlock()
+	close(gate)
+
+	produceTo(t, topic, 0, 2*n, 3*n, time.Time{})
+	produceTo(t, topic, 1, 3*n, 4*n, time.Time{})
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen[1]) == 2*n
+	}, 20*time.Second, 5*time.Millisecond)
+	mu.Lock()
+	assert.LessOrEqual(t, batchesAfterPause, 1, "only the batch in flight finishes after the pause")
+	assert.Less(t, len(seen[0]), n, "partition 0 has messages waiting")
+	mu.Unlock()
+
+	c.Resume()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen[0]) == 2*n
+	}, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
+		return err == nil && committed[0] == 2*n && committed[1] == 2*n
+	}, 20*time.Second, 20*time.Millisecond)
+	require.NoError(t, r.stop(t))
+	mu.Lock()
+	defer mu.Unlock()
+	for p := range seen {
+		for id, times := range seen[p] {
+			assert.Equal(t, 1, times, "message %d", id)
+		}
+	}
+}
