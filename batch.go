@@ -185,10 +185,10 @@ func (b *batcher[T]) add(m inbound) bool {
 	return len(b.pending) >= cfg.batchMaxMessages || (cfg.batchMaxBytes > 0 && b.bytes >= cfg.batchMaxBytes)
 }
 
-// full reports whether m would not fit the pending batch by bytes.
+// overflows reports whether m would not fit the pending batch by bytes.
 func (b *batcher[T]) overflows(m inbound) bool {
-	max := b.s.c.cfg.batchMaxBytes
-	return max > 0 && len(b.pending) > 0 && b.bytes+len(m.rec.Key)+len(m.rec.Value) > max
+	limit := b.s.c.cfg.batchMaxBytes
+	return limit > 0 && len(b.pending) > 0 && b.bytes+len(m.rec.Key)+len(m.rec.Value) > limit
 }
 
 // flush processes the pending batch and releases the chunks it held. It
