@@ -15,7 +15,9 @@ import (
 
 // BatchHandler processes consumed messages a batch at a time: consecutive
 // messages of one partition, in offset order, up to [WithBatchMaxMessages]
-// and [WithBatchMaxBytes], gathered for up to [WithBatchLinger]. Register
+// and [WithBatchMaxBytes], gathered for up to [WithBatchLinger] (with
+// [WithLanes], the messages of one lane: in order for each key, not
+// consecutive offsets). Register
 // one with [KafkaConsumer.RegisterBatchHandler]; it can be registered beside
 // per-message handlers or instead of them.
 //
@@ -37,8 +39,8 @@ import (
 // handler one by one (each a batch of one, with a fresh retry policy), so
 // that only the messages that still fail reach the recoverer.
 //
-// msgs and its messages are valid only during the call: the keys, raw
-// values and headers alias the fetch buffers.
+// msgs is valid only during the call: the consumer reuses the slice for
+// its next batch. Copy the messages you keep.
 type BatchHandler[T any] interface {
 	HandleBatch(ctx context.Context, msgs []Message[T]) error
 }
