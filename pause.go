@@ -23,6 +23,7 @@ type TopicPartition struct {
 // assigned hook wait for their partition to start.
 type partitionControls struct {
 	mu        sync.Mutex
+	started   map[TopicPartition]*partitionState // the latest worker of each partition
 	paused    map[TopicPartition]struct{}
 	assigning map[TopicPartition]bool  // during the assigned hook: the partitions it was given
 	seeks     map[TopicPartition]int64 // asked for in the assigned hook, for partitions not started yet
@@ -41,7 +42,7 @@ type partitionControls struct {
 func (c *KafkaConsumer[T]) Pause(partitions ...TopicPartition) {
 	c.ctls.mu.Lock()
 	defer c.ctls.mu.Unlock()
-	parts := c.currentParts()
+	parts := c.ownedLocked()
 	if len(partitions) == 0 {
 		for _, ps := range parts {
 			partitions = append(partitions, TopicPartition{ps.topic, ps.id})
@@ -70,7 +71,7 @@ func (c *KafkaConsumer[T]) Resume(partitions ...TopicPartition) {
 	for _, tp := range partitions {
 		delete(c.ctls.paused, tp)
 	}
-	c.applyPausesLocked(c.currentParts())
+	c.applyPausesLocked(c.ownedLocked())
 }
 
 // Paused returns the paused partitions, sorted by topic and partition:
@@ -114,24 +115,28 @@ func (c *KafkaConsumer[T]) Seek(topic string, partition int, offset int64) error
 	tp := TopicPartition{topic, partition}
 	c.ctls.mu.Lock()
 	defer c.ctls.mu.Unlock()
-	if c.ctls.assigning[tp] {
+	if ps := c.ctls.started[tp]; ps != nil && !workerDone(ps) {
+		ps.ctl.requestSeek(offset)
+		return nil
+	}
+	if c.ctls.assigning[tp] { // the assigned hook runs before the partition starts
 		if c.ctls.seeks == nil {
 			c.ctls.seeks = make(map[TopicPartition]int64)
 		}
 		c.ctls.seeks[tp] = offset
 		return nil
 	}
-	for _, ps := range c.currentParts() {
-		if ps.topic == topic && ps.id == partition {
-			select {
-			case <-ps.done:
-			default:
-				ps.ctl.requestSeek(offset)
-				return nil
-			}
-		}
-	}
 	return ErrNotAssigned
+}
+
+// workerDone reports whether the partition's worker ended.
+func workerDone(ps *partitionState) bool {
+	select {
+	case <-ps.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // SeekToTime makes an owned partition continue at the first message whose
@@ -162,17 +167,13 @@ func (c *KafkaConsumer[T]) SeekToTime(ctx context.Context, topic string, partiti
 // owns reports whether the partition is assigned to the consumer, or being
 // assigned (in the assigned hook).
 func (c *KafkaConsumer[T]) owns(topic string, partition int) bool {
+	tp := TopicPartition{topic, partition}
 	c.ctls.mu.Lock()
 	defer c.ctls.mu.Unlock()
-	if c.ctls.assigning[TopicPartition{topic, partition}] {
+	if ps := c.ctls.started[tp]; ps != nil && !workerDone(ps) {
 		return true
 	}
-	for _, ps := range c.currentParts() {
-		if ps.topic == topic && ps.id == partition {
-			return true
-		}
-	}
-	return false
+	return c.ctls.assigning[tp]
 }
 
 // wrapAssignedHook makes the assigned hook record which partitions it is
@@ -201,11 +202,18 @@ func (c *KafkaConsumer[T]) wrapAssignedHook() {
 	}
 }
 
-func (c *KafkaConsumer[T]) currentParts() []*partitionState {
-	if p := c.parts.Load(); p != nil {
-		return *p
+// ownedLocked returns the partitions whose workers run, in no particular
+// order, forgetting those that ended. c.ctls.mu is held.
+func (c *KafkaConsumer[T]) ownedLocked() []*partitionState {
+	var out []*partitionState
+	for tp, ps := range c.ctls.started {
+		if workerDone(ps) {
+			delete(c.ctls.started, tp)
+			continue
+		}
+		out = append(out, ps)
 	}
-	return nil
+	return out
 }
 
 // applyPausesLocked pauses or resumes the running partitions as the paused
@@ -227,6 +235,10 @@ func (c *KafkaConsumer[T]) startControls(ps *partitionState, fp *fetch.Partition
 	c.ctls.mu.Lock()
 	defer c.ctls.mu.Unlock()
 	tp := TopicPartition{ps.topic, ps.id}
+	if c.ctls.started == nil {
+		c.ctls.started = make(map[TopicPartition]*partitionState)
+	}
+	c.ctls.started[tp] = ps
 	_, paused := c.ctls.paused[tp]
 	ps.ctl.setPaused(paused)
 	fp.SetPaused(paused)
