@@ -57,6 +57,8 @@ type KafkaConsumer[T any] struct {
 	joined  atomic.Bool
 	fetcher atomic.Pointer[fetch.Fetcher] // while running, for Stats
 
+	ctls partitionControls // pauses and seeks (pause.go)
+
 	mu       sync.Mutex
 	handlers []registeredHandler[T]
 	running  bool
@@ -108,7 +110,7 @@ func NewKafkaConsumer[T any](brokers []string, topic, group string, opts ...Cons
 			}
 		}
 	}
-	return &KafkaConsumer[T]{
+	c := &KafkaConsumer[T]{
 		cfg:     cfg,
 		brokers: append([]string(nil), brokers...),
 		topic:   topic,
@@ -118,7 +120,9 @@ func NewKafkaConsumer[T any](brokers []string, topic, group string, opts ...Cons
 		log:     logger(cfg.logger).With(zap.String("group", group)),
 		stopCh:  make(chan struct{}),
 		doneCh:  make(chan struct{}),
-	}, nil
+	}
+	c.wrapAssignedHook() // lets Seek be called from the assigned hook
+	return c, nil
 }
 
 // Topic returns the topic given to [NewKafkaConsumer].

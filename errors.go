@@ -42,6 +42,10 @@ var (
 	// shutdown timeout; its offsets were not committed and the messages will
 	// be delivered again.
 	ErrShutdownTimeout = errors.New("mq: shutdown timeout")
+
+	// ErrNotAssigned is returned by [KafkaConsumer.Seek] and
+	// [KafkaConsumer.SeekToTime] for a partition the consumer does not own.
+	ErrNotAssigned = errors.New("mq: partition not assigned to this consumer")
 )
 
 // DecodeError reports a message whose value could not be decoded: a poison
