@@ -89,8 +89,8 @@ func BatchFailedAt(i int, err error) error {
 // call, retry classification). Per-message handlers and batch handlers run
 // in registration order on each batch of a partition; a batch handler of a
 // consumer that also has per-message handlers still gets batches. It
-// returns [ErrNilHandler] for a nil handler and [ErrRunning] once Run has
-// started.
+// returns [ErrNilHandler] for a nil handler, [ErrRunning] once Run has
+// started, and an [ErrInvalidOption] error for a name another handler has.
 //
 // Batches are per partition, so order holds within a partition. Messages
 // of retry topics ([RetryTopics]) are handed over one at a time, each a
@@ -115,8 +115,7 @@ func (c *KafkaConsumer[T]) RegisterBatchHandler(h BatchHandler[T], opts ...Handl
 	}
 	rh.batch = h
 	rh.timeout = handlerTimeout(opts)
-	c.handlers = append(c.handlers, rh)
-	return nil
+	return c.addHandlerLocked(rh)
 }
 
 // RegisterBatchHandlerFunc registers a function as a batch handler; it is

@@ -156,6 +156,12 @@ func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) 
 	if err != nil {
 		return err
 	}
+	return c.addHandlerLocked(rh)
+}
+
+// addHandlerLocked appends rh unless another handler (per-message or batch)
+// has its name. c.mu is held.
+func (c *KafkaConsumer[T]) addHandlerLocked(rh registeredHandler[T]) error {
 	for _, other := range c.handlers {
 		if other.name == rh.name {
 			return fmt.Errorf("handler %q: %w", rh.name, invalid("another handler has this name; give each a unique WithHandlerName"))
