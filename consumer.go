@@ -60,6 +60,8 @@ type KafkaConsumer[T any] struct {
 	missing atomic.Pointer[[]string]      // consumed topics found missing, while waiting for them
 	fetcher atomic.Pointer[fetch.Fetcher] // while running, for Stats
 
+	ctls partitionControls // pauses and seeks (pause.go)
+
 	mu       sync.Mutex
 	handlers []registeredHandler[T]
 	running  bool
@@ -111,7 +113,7 @@ func NewKafkaConsumer[T any](brokers []string, topic, group string, opts ...Cons
 			}
 		}
 	}
-	return &KafkaConsumer[T]{
+	c := &KafkaConsumer[T]{
 		cfg:     cfg,
 		brokers: append([]string(nil), brokers...),
 		topic:   topic,
@@ -121,7 +123,9 @@ func NewKafkaConsumer[T any](brokers []string, topic, group string, opts ...Cons
 		log:     logger(cfg.logger).With(zap.String("group", group)),
 		stopCh:  make(chan struct{}),
 		doneCh:  make(chan struct{}),
-	}, nil
+	}
+	c.wrapAssignedHook() // lets Seek be called from the assigned hook
+	return c, nil
 }
 
 // Topic returns the topic given to [NewKafkaConsumer].
@@ -155,6 +159,12 @@ func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) 
 	if err != nil {
 		return err
 	}
+	return c.addHandlerLocked(rh)
+}
+
+// addHandlerLocked appends rh unless another handler (per-message or batch)
+// has its name. c.mu is held.
+func (c *KafkaConsumer[T]) addHandlerLocked(rh registeredHandler[T]) error {
 	for _, other := range c.handlers {
 		if other.name == rh.name {
 			return fmt.Errorf("handler %q: %w", rh.name, invalid("another handler has this name; give each a unique WithHandlerName"))

@@ -55,6 +55,13 @@
 // and header values stay distinct; a null value is a tombstone
 // ([Message].Tombstone), which skips the codec. [WithTopics] adds topics.
 //
+// A [BatchHandler] ([KafkaConsumer.RegisterBatchHandler]) gets consecutive
+// messages of a partition at once, up to [WithBatchMaxMessages]; it reports
+// a partial failure with [BatchFailedAt]. [KafkaConsumer.Pause] and
+// [KafkaConsumer.Resume] stop and resume partitions without leaving the
+// group; [KafkaConsumer.Seek] and [KafkaConsumer.SeekToTime] move an owned
+// partition.
+//
 // # Errors
 //
 // A handler error is retried with exponential backoff and jitter

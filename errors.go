@@ -47,6 +47,10 @@ var (
 	// when a topic it consumes does not exist and [WithMissingTopicsFatal]
 	// is set. The error also matches kafka.UnknownTopicOrPartition.
 	ErrTopicNotFound = errors.New("mq: topic not found")
+
+	// ErrNotAssigned is returned by [KafkaConsumer.Seek] and
+	// [KafkaConsumer.SeekToTime] for a partition the consumer does not own.
+	ErrNotAssigned = errors.New("mq: partition not assigned to this consumer")
 )
 
 // DecodeError reports a message whose value could not be decoded: a poison

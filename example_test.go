@@ -287,3 +287,102 @@ func ExampleJSONCodec() {
 	// json: unknown field "emoji"
 	// mq: json: empty payload
 }
+
+// A batch handler storing each batch in one transaction. A message it
+// cannot store ends the batch early with BatchFailedAt: the messages before
+// it are committed, it is retried (and recovered) on its own, and the rest
+// come back in the next batch.
+func ExampleKafkaConsumer_RegisterBatchHandler() {
+	c, err := mq.NewKafkaConsumer[ChatMessage]([]string{"localhost:9092"}, "chat-messages", "chat-archive",
+		mq.WithBatchMaxMessages(500), mq.WithBatchLinger(50*time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = c.RegisterBatchHandler(mq.BatchHandlerFunc[ChatMessage](func(ctx context.Context, msgs []mq.Message[ChatMessage]) error {
+		for i, m := range msgs {
+			if err := store.Upsert(ctx, m.Value); err != nil {
+				return mq.BatchFailedAt(i, err) // msgs[:i] are stored
+			}
+		}
+		return nil
+	}), mq.WithHandlerName("archive"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// BatchFailedAt is a *BatchFailedError; its Err is what the retry policy
+// and the recoverer see.
+func ExampleBatchFailedAt() {
+	err := mq.BatchFailedAt(3, mq.Permanent(errors.New("invalid row")))
+	var bf *mq.BatchFailedError
+	if errors.As(err, &bf) {
+		fmt.Println(bf.Index, mq.IsPermanent(err))
+	}
+	// Output: 3 true
+}
+
+// Pausing a partition while its downstream system is down, and resuming
+// it when it is back: the consumer stays in its group meanwhile.
+func ExampleKafkaConsumer_Pause() {
+	c, err := mq.NewKafkaConsumer[ChatMessage]([]string{"localhost:9092"}, "chat-messages", "chat-service")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.RegisterHandlerFunc(func(ctx context.Context, m mq.Message[ChatMessage]) error {
+		return store.Upsert(ctx, m.Value)
+	}); err != nil {
+		log.Fatal(err)
+	}
+	go func() {
+		for range time.Tick(10 * time.Second) {
+			if downstreamHealthy() {
+				c.Resume() // every paused partition, where it stopped
+			} else {
+				c.Pause() // every partition the consumer owns
+			}
+		}
+	}()
+	if err := c.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func downstreamHealthy() bool { return true }
+
+// Replaying the last hour of every assigned partition: seeks made in the
+// assigned hook apply as the partitions start.
+func ExampleKafkaConsumer_SeekToTime() {
+	ctx := context.Background()
+	var c *mq.KafkaConsumer[ChatMessage]
+	c, err := mq.NewKafkaConsumer[ChatMessage]([]string{"localhost:9092"}, "chat-messages", "chat-replay",
+		mq.WithOnAssigned(func(assigned map[string][]int) {
+			for _, p := range assigned["chat-messages"] {
+				if err := c.SeekToTime(ctx, "chat-messages", p, time.Now().Add(-time.Hour)); err != nil {
+					log.Print(err)
+				}
+			}
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.RegisterHandlerFunc(func(ctx context.Context, m mq.Message[ChatMessage]) error {
+		return store.Upsert(ctx, m.Value)
+	}); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Seeking an owned partition while the consumer runs.
+func ExampleKafkaConsumer_Seek() {
+	var c *mq.KafkaConsumer[ChatMessage] // running
+	if err := c.Seek("chat-messages", 3, 1200); errors.Is(err, mq.ErrNotAssigned) {
+		log.Print("partition 3 is not ours")
+	}
+}

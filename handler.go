@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 // Handler processes consumed messages. A [KafkaConsumer] calls every
@@ -78,7 +79,9 @@ func isNil(v any) bool {
 
 type registeredHandler[T any] struct {
 	name        string
-	h           Handler[T]
+	h           Handler[T]      // for a batch handler: calls it with batches of one
+	batch       BatchHandler[T] // nil for a per-message handler
+	timeout     time.Duration   // a batch handler's timeout per call (h has it as middleware)
 	retry       RetryPolicy
 	retryableIf func(error) bool // nil: every error not marked Permanent is retried
 }

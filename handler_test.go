@@ -249,4 +249,10 @@ func TestRegisterHandlerDuplicateName(t *testing.T) {
 	require.NoError(t, c.RegisterHandlerFunc(ok)) // handler-1
 	require.ErrorIs(t, c.RegisterHandlerFunc(ok, mq.WithHandlerName("handler-1")), mq.ErrInvalidOption)
 	require.NoError(t, c.RegisterHandlerFunc(ok, mq.WithHandlerName("audit")))
+
+	// Batch handlers share the names.
+	okBatch := func(context.Context, []mq.Message[int]) error { return nil }
+	require.ErrorIs(t, c.RegisterBatchHandlerFunc(okBatch, mq.WithHandlerName("audit")), mq.ErrInvalidOption)
+	require.NoError(t, c.RegisterBatchHandlerFunc(okBatch, mq.WithHandlerName("bulk")))
+	require.ErrorIs(t, c.RegisterHandlerFunc(ok, mq.WithHandlerName("bulk")), mq.ErrInvalidOption)
 }

@@ -22,7 +22,8 @@ type HealthReport struct {
 	Reason string `json:"reason,omitempty"`
 	// Stuck lists partitions with work in flight (or lag) but no completed
 	// message for longer than the stuck threshold ([WithStuckThreshold]):
-	// typically a handler that hangs or keeps failing.
+	// typically a handler that hangs or keeps failing. Paused partitions
+	// ([KafkaConsumer.Pause]) are never stuck.
 	Stuck      []PartitionStats `json:"stuck,omitempty"`
 	Partitions []PartitionStats `json:"partitions"`
 }
@@ -48,7 +49,7 @@ func (c *KafkaConsumer[T]) Health() HealthReport {
 	now := time.Now()
 	for _, p := range r.Partitions {
 		idle := p.InFlight == 0 && p.Lag == 0
-		if !idle && now.Sub(p.LastProgress) > c.cfg.stuckThreshold {
+		if !idle && !p.Paused && now.Sub(p.LastProgress) > c.cfg.stuckThreshold {
 			r.Stuck = append(r.Stuck, p)
 		}
 	}

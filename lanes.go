@@ -3,6 +3,7 @@ package mq
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // laneSet runs a partition's messages in several ordered lanes.
@@ -26,9 +27,88 @@ func startLanes[T any](proc *processor[T], ps *partitionState, n int) *laneSet[T
 		ch := make(chan inbound, buf)
 		ls.chans[i] = ch
 		ls.wg.Add(1)
-		go ls.run(ch)
+		if proc.s.batching() {
+			go ls.runBatches(ch)
+		} else {
+			go ls.run(ch)
+		}
 	}
 	return ls
+}
+
+// runBatches is run for consumers with batch handlers: each lane hands its
+// messages over in batches (the messages of a batch are in order but, the
+// lanes sharing the partition, not consecutive offsets).
+func (ls *laneSet[T]) runBatches(ch <-chan inbound) {
+	defer ls.wg.Done()
+	cfg := &ls.proc.s.c.cfg
+	var batch []inbound
+	var msgs []Message[T] // reused by processBatch
+	var carry *inbound    // received, but over the byte cap of the batch before
+	stopped, closed := false, false
+	for !closed || carry != nil {
+		var first inbound
+		if carry != nil {
+			first, carry = *carry, nil
+		} else {
+			m, ok := <-ch
+			if !ok {
+				return
+			}
+			first = m
+		}
+		batch = append(batch[:0], first)
+		bytes := len(first.rec.Key) + len(first.rec.Value)
+		var timer *time.Timer
+		var linger <-chan time.Time
+		if cfg.batchLinger > 0 {
+			timer = time.NewTimer(cfg.batchLinger)
+			linger = timer.C
+		}
+		for !closed && len(batch) < cfg.batchMaxMessages && (cfg.batchMaxBytes == 0 || bytes < cfg.batchMaxBytes) {
+			var next inbound
+			var ok, got bool
+			select {
+			case next, ok = <-ch:
+				got = true
+			default:
+				if linger != nil {
+					select {
+					case next, ok = <-ch:
+						got = true
+					case <-linger:
+					}
+				}
+			}
+			if !got {
+				break
+			}
+			if !ok {
+				closed = true // handle what was gathered, then stop
+				break
+			}
+			size := len(next.rec.Key) + len(next.rec.Value)
+			if cfg.batchMaxBytes > 0 && bytes+size > cfg.batchMaxBytes {
+				carry = &next
+				break
+			}
+			batch = append(batch, next)
+			bytes += size
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		// As in run: what was dispatched is handled unless the consumer
+		// failed or the shutdown timeout passed.
+		if stopped || ls.proc.hard.Err() != nil || ls.proc.s.fatalErr() != nil {
+			stopped = true
+			continue
+		}
+		if !ls.proc.processBatch(batch, &msgs) {
+			stopped = true
+		}
+		clear(batch)
+	}
 }
 
 func (ls *laneSet[T]) run(ch <-chan inbound) {

@@ -166,6 +166,18 @@ func (s *session[T]) runGeneration(m *group.Membership, gen *group.Generation, h
 			m.Rejoin(gen)
 		}
 	}
+	if c.cfg.onAssigned != nil && (len(added) > 0 || !gen.Cooperative) {
+		// Before the partitions start: a seek from the hook applies as
+		// they start (pause.go).
+		ids := make(map[string][]int)
+		for _, tp := range added {
+			ids[tp.Topic] = append(ids[tp.Topic], int(tp.Partition))
+		}
+		for _, l := range ids {
+			slices.Sort(l)
+		}
+		c.cfg.onAssigned(ids)
+	}
 	for _, tp := range added {
 		start := starts[tp]
 		if start < 0 {
@@ -181,9 +193,6 @@ func (s *session[T]) runGeneration(m *group.Membership, gen *group.Generation, h
 	all := heldIDs(held, nil)
 	c.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.String("protocol", gen.Protocol),
 		zap.Any("partitions", all), zap.Int("added", len(added)), zap.Int("revoked", len(revoked)))
-	if c.cfg.onAssigned != nil && (len(added) > 0 || !gen.Cooperative) {
-		c.cfg.onAssigned(heldIDs(held, added))
-	}
 	if obs := c.cfg.observer; obs != nil {
 		obs.Rebalanced(c.group, gen.ID, all)
 	}

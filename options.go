@@ -545,6 +545,9 @@ type consumerConfig struct {
 	lanes             int
 	stuckThreshold    time.Duration
 	retryableIf       func(error) bool
+	batchMaxMessages  int
+	batchMaxBytes     int
+	batchLinger       time.Duration
 }
 
 func defaultConsumerConfig() consumerConfig {
@@ -568,6 +571,7 @@ func defaultConsumerConfig() consumerConfig {
 		shutdownTimeout:   30 * time.Second,
 		lanes:             1,
 		stuckThreshold:    time.Minute,
+		batchMaxMessages:  100,
 	}
 }
 
@@ -654,6 +658,12 @@ func (c *consumerConfig) validate() error {
 		return invalid("stuck threshold %v must be > 0", c.stuckThreshold)
 	case c.lanes < 1 || c.lanes > 1024:
 		return invalid("lanes %d must be within [1, 1024]", c.lanes)
+	case c.batchMaxMessages < 1:
+		return invalid("batch max messages %d must be >= 1", c.batchMaxMessages)
+	case c.batchMaxBytes < 0:
+		return invalid("batch max bytes %d must be >= 0", c.batchMaxBytes)
+	case c.batchLinger < 0:
+		return invalid("batch linger %v must be >= 0", c.batchLinger)
 	case c.groupProtocols != nil && c.groupBalancers != nil:
 		return invalid("WithGroupProtocol and WithGroupBalancers exclude each other")
 	}
@@ -931,6 +941,28 @@ func WithRetryableIf(retryable func(err error) bool) ConsumerOption {
 // are always consumed with one lane. This overrides the default of 1.
 func WithLanes(n int) ConsumerOption {
 	return consumerOptionFunc(func(c *consumerConfig) { c.lanes = n })
+}
+
+// WithBatchMaxMessages caps the messages of a batch handed to a
+// [BatchHandler]. This overrides the default of 100.
+func WithBatchMaxMessages(n int) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.batchMaxMessages = n })
+}
+
+// WithBatchMaxBytes caps the bytes (keys and raw values) of a batch handed
+// to a [BatchHandler]; a message larger than n alone makes a batch of one.
+// This overrides the default of 0, no cap.
+func WithBatchMaxBytes(n int) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.batchMaxBytes = n })
+}
+
+// WithBatchLinger sets how long a partition's batch that is not full may
+// wait for more messages to be fetched before it is handed to the
+// [BatchHandler]s (measured from its first message). With the default of
+// 0, a batch holds what was fetched and is handed over when the fetched
+// records run out, never waiting for more.
+func WithBatchLinger(d time.Duration) ConsumerOption {
+	return consumerOptionFunc(func(c *consumerConfig) { c.batchLinger = d })
 }
 
 // WithStuckThreshold sets how long a partition with work to do may go

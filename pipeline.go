@@ -55,13 +55,18 @@ type failure struct {
 // be committed (handled, skipped, or safely moved to a retry or dead-letter
 // topic). It reports false when the consumer must stop or is stopping; the
 // message then stays uncommitted.
-func (p *processor[T]) process(m inbound) bool {
+func (p *processor[T]) process(m inbound) bool { return p.processWith(m, nil, nil) }
+
+// processWith is process for a message on which the handlers named in done
+// already succeeded, and, when first is set, one handler already failed
+// its first attempt (both in a batch).
+func (p *processor[T]) processWith(m inbound, done []string, first *handlerRun) bool {
 	if p.tier > 0 && !p.waitDue(m) {
 		return false
 	}
 	obs := p.s.c.cfg.observer
 	if obs == nil {
-		ok, _, _ := p.run(p.hard, m, nil)
+		ok, _, _ := p.run(p.hard, m, nil, done, first)
 		return ok
 	}
 	info := &MessageInfo{Topic: m.ps.topic, Partition: m.ps.id, Offset: m.rec.Offset, Key: m.rec.Key,
@@ -69,7 +74,7 @@ func (p *processor[T]) process(m inbound) bool {
 		Tombstone: m.rec.Value == nil, HighWaterMark: m.hwm, Group: p.s.c.group}
 	start := time.Now()
 	ctx := obs.ProcessStarted(p.hard, *info)
-	ok, outcome, err := p.run(ctx, m, info)
+	ok, outcome, err := p.run(ctx, m, info, done, first)
 	obs.ProcessFinished(ctx, *info, outcome, time.Since(start), err)
 	return ok
 }
@@ -87,9 +92,8 @@ func (p *processor[T]) call(ctx context.Context, h *registeredHandler[T], msg Me
 
 // run is process without the observer bookkeeping; ctx is the handlers'
 // context, info is nil when no observer is set.
-func (p *processor[T]) run(ctx context.Context, m inbound, info *MessageInfo) (bool, Outcome, error) {
+func (p *processor[T]) run(ctx context.Context, m inbound, info *MessageInfo, done []string, first *handlerRun) (bool, Outcome, error) {
 	c := p.s.c
-	var done []string
 	if p.tier > 0 {
 		done = splitNames(header(m.rec.Headers, HeaderHandlersDone))
 	}
@@ -124,7 +128,12 @@ func (p *processor[T]) run(ctx context.Context, m inbound, info *MessageInfo) (b
 		if len(done) > 0 && slices.Contains(done, h.name) {
 			continue
 		}
-		err := p.call(ctx, h, msg, info, 1)
+		var err error
+		if first != nil && first.idx == i {
+			err = first.err // failed in its batch: that was the first attempt
+		} else {
+			err = p.call(ctx, h, msg, info, 1)
+		}
 		if err == nil {
 			c.handled.Add(1)
 			if pending != nil || p.tier > 0 {

@@ -58,3 +58,34 @@ func BenchmarkDispatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBatchDispatch is BenchmarkDispatch for a batch handler: batches
+// of 100 messages, reported per message.
+func BenchmarkBatchDispatch(b *testing.B) {
+	const size = 100
+	p, ps := benchProcessor(b, 0)
+	if err := p.s.c.RegisterBatchHandlerFunc(func(context.Context, []Message[benchEvent]) error { return nil }); err != nil {
+		b.Fatal(err)
+	}
+	p.s.handlers = p.s.c.handlers
+	recs := make([]fetch.Record, size)
+	batch := make([]inbound, size)
+	for i := range recs {
+		recs[i] = fetch.Record{Value: []byte(`{}`), Timestamp: time.Now()}
+		batch[i] = inbound{ps: ps, rec: &recs[i]}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	off := int64(0)
+	var buf []Message[benchEvent]
+	for i := 0; i < b.N; i += size {
+		for k := range recs {
+			recs[k].Offset = off
+			ps.tracker.Begin(off)
+			off++
+		}
+		if !p.processBatch(batch, &buf) {
+			b.Fatal("not processed")
+		}
+	}
+}

@@ -99,8 +99,9 @@ type partitionState struct {
 
 	// Read by Stats and health checks from other goroutines.
 	fp           atomic.Pointer[fetch.Partition]
-	committed    atomic.Int64 // last committed offset, -1 if none
-	lastProgress atomic.Int64 // UnixNano of the last completed message (or assignment)
+	ctl          partitionControl // pause and seek requests (pause.go)
+	committed    atomic.Int64     // last committed offset, -1 if none
+	lastProgress atomic.Int64     // UnixNano of the last completed message (or assignment)
 }
 
 func newPartitionState(sub subscription, id int, start int64) *partitionState {
@@ -140,7 +141,7 @@ func (s *session[T]) startPartition(ctx context.Context, ps *partitionState) {
 		close(ps.done)
 		return
 	}
-	ps.fp.Store(fp)
+	s.c.startControls(ps, fp) // applies pauses and seeks, and publishes fp
 	go s.consumePartition(ctx, ps, fp)
 }
 
@@ -178,23 +179,46 @@ func (s *session[T]) consumePartition(ctx context.Context, ps *partitionState, f
 	}()
 
 	proc := &processor[T]{s: s, soft: soft, hard: hard, log: log, tier: ps.tier}
+	if ps.tier == 0 && c.cfg.lanes == 1 && s.batching() {
+		s.consumeBatches(soft, ps, proc, fp)
+		return
+	}
 	var lanes *laneSet[T]
 	if c.cfg.lanes > 1 && ps.tier == 0 {
 		lanes = startLanes(proc, ps, c.cfg.lanes)
-		defer lanes.stop()
+		defer func() { lanes.stop() }()
+	}
+	drop := func() { // a seek waits for the lanes' queued messages first
+		if lanes != nil {
+			lanes.stop()
+			lanes = startLanes(proc, ps, c.cfg.lanes)
+		}
 	}
 	for {
-		chunk, err := fp.Next(soft)
+		if !s.control(soft, ps, fp, drop) {
+			return
+		}
+		next, cancel := ps.ctl.nextContext(soft)
+		chunk, err := fp.Next(next)
+		cancel()
 		if soft.Err() != nil {
 			chunk.Release()
 			return
 		}
 		if err != nil {
+			if next.Err() != nil {
+				continue // a pause or seek request
+			}
 			log.Error("fetching the partition failed: stopping the consumer", zap.Error(err))
 			s.fail(fmt.Errorf("mq: consuming %s[%d]: %w", ps.topic, ps.id, err))
 			return
 		}
-		ok := s.processChunk(soft, ps, proc, lanes, chunk)
+		seeks := ps.ctl.seeks()
+		ok := s.processChunk(soft, ps, proc, lanes, chunk, drop)
+		if ok && ps.ctl.seeks() != seeks {
+			chunk.Release() // sought: the rest of the chunk is stale
+			continue
+		}
 		if ok {
 			// Transaction markers, aborted records and compaction gaps
 			// after the last record need no processing: commit past them.
@@ -209,11 +233,21 @@ func (s *session[T]) consumePartition(ctx context.Context, ps *partitionState, f
 
 // processChunk passes a chunk's records through the pipeline in order, or to
 // the lanes. It reports false when the partition must stop.
-func (s *session[T]) processChunk(soft context.Context, ps *partitionState, proc *processor[T], lanes *laneSet[T], chunk *fetch.Chunk) bool {
+func (s *session[T]) processChunk(soft context.Context, ps *partitionState, proc *processor[T], lanes *laneSet[T], chunk *fetch.Chunk,
+	drop func()) bool {
 	c := s.c
+	seeks := ps.ctl.seeks()
 	for i := range chunk.Records {
 		if soft.Err() != nil {
 			return false
+		}
+		if ps.ctl.pending() {
+			if !s.control(soft, ps, ps.fp.Load(), drop) {
+				return false
+			}
+			if ps.ctl.seeks() != seeks {
+				return true // the caller drops the rest of the chunk
+			}
 		}
 		r := &chunk.Records[i]
 		if !ps.tracker.Begin(r.Offset) {

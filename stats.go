@@ -42,8 +42,11 @@ type PartitionStats struct {
 	// InFlight counts fetched messages not yet fully handled.
 	InFlight int `json:"in_flight"`
 	// LastProgress is when a message of the partition last completed, or
-	// when it was assigned.
+	// when it was assigned or resumed.
 	LastProgress time.Time `json:"last_progress"`
+	// Paused reports a partition paused with [KafkaConsumer.Pause]; health
+	// checks never call it stuck.
+	Paused bool `json:"paused,omitempty"`
 }
 
 func (c *KafkaConsumer[T]) setPartitions(parts []*partitionState) {
@@ -68,6 +71,7 @@ func (c *KafkaConsumer[T]) partitionStats() []PartitionStats {
 			HighWaterMark: ps.highWatermark(),
 			InFlight:      ps.tracker.InFlight(),
 			LastProgress:  time.Unix(0, ps.lastProgress.Load()),
+			Paused:        ps.ctl.isPaused(),
 		}
 		switch {
 		case st.HighWaterMark < 0:

@@ -358,4 +358,7 @@ func TestHandlers(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, 4, se.Stored)
 	require.ErrorIs(t, err, errInjected)
+	var bf *mq.BatchFailedError
+	require.ErrorAs(t, err, &bf, "the consumer's partial failure")
+	require.Equal(t, 4, bf.Index)
 }

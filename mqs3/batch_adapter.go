@@ -1,13 +1,15 @@
 package mqs3
 
-import "fmt"
+import (
+	"fmt"
 
-// This file adapts the batch form to the consumer's batch handler API. Until
-// the core has one, a partial failure is reported as a *StoreError; once it
-// has mq.BatchFailedAt, batchFailedAt returns that instead.
+	"github.com/mqkit/mq"
+)
 
 // StoreError reports a batch of which only the first Stored messages were
-// stored; msgs[Stored] failed with Err.
+// stored; msgs[Stored] failed with Err. [HandleBatch] returns it wrapped by
+// mq.BatchFailedAt(Stored, ...), so that the consumer commits the stored
+// messages and retries from msgs[Stored]; errors.As still finds it.
 type StoreError struct {
 	Stored int
 	Err    error
@@ -20,5 +22,5 @@ func (e *StoreError) Error() string {
 func (e *StoreError) Unwrap() error { return e.Err }
 
 func batchFailedAt(i int, err error) error {
-	return &StoreError{Stored: i, Err: err}
+	return mq.BatchFailedAt(i, &StoreError{Stored: i, Err: err})
 }

@@ -18,9 +18,10 @@
 // stored:
 //
 //   - [BatchFunc] (or [HandleBatch]) is the batch form: one object per batch
-//     of a partition; a partial failure reports how many messages were stored.
-//     It is meant for the consumer's batch handlers.
-//   - [Handler] is the per-message form for consumers without batch handlers.
+//     of a partition; a partial failure returns mq.BatchFailedAt with how many
+//     messages were stored. Register it with
+//     [mq.KafkaConsumer.RegisterBatchHandler] ([BatchHandler]).
+//   - [Handler] is the per-message form.
 //     A consumer gives a handler one message of a partition at a time and the
 //     message may complete only once stored, so every object holds one
 //     message: correct, but one PUT (and one LIST) per message, a few

@@ -10,9 +10,8 @@ import (
 	"github.com/mqkit/mq/mqs3"
 )
 
-// A consumer that backs every message of a topic up to S3. The per-message
-// handler stores one object per message; a consumer with batch handlers uses
-// mqs3.BatchFunc instead, one object per batch.
+// A consumer that backs every message of a topic up to S3, one object per
+// batch of a partition (up to 500 messages, gathered for up to a second).
 func Example() {
 	ctx := context.Background()
 	client, err := mqs3.NewClient(ctx, mqs3.ClientConfig{Endpoint: "http://127.0.0.1:8333", Anonymous: true})
@@ -24,11 +23,11 @@ func Example() {
 		log.Fatal(err)
 	}
 	consumer, err := mq.NewKafkaConsumer[[]byte]([]string{"localhost:9092"}, "chat-messages", "chat-backup",
-		mq.WithCodec[[]byte](mq.BytesCodec{}))
+		mq.WithCodec[[]byte](mq.BytesCodec{}), mq.WithBatchMaxMessages(500), mq.WithBatchLinger(time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := consumer.RegisterHandler(mqs3.Handler[[]byte](backup), mq.WithHandlerName("s3-backup")); err != nil {
+	if err := consumer.RegisterBatchHandler(mqs3.BatchHandler[[]byte](backup), mq.WithHandlerName("s3-backup")); err != nil {
 		log.Fatal(err)
 	}
 	if err := consumer.Run(ctx); err != nil { // until ctx ends; commits only what is stored

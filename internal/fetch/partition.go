@@ -71,6 +71,7 @@ type Partition struct {
 	hot          bool     // more records to fetch: the last fetch did not reach the end (or none was made yet)
 	err          error    // fatal: returned by Next once the ready chunks are taken
 	revoked      bool
+	paused       bool // left out of fetch requests (SetPaused)
 }
 
 // Chunk is what one fetch returned for a partition, decoded: records to
@@ -138,6 +139,67 @@ func (p *Partition) Next(ctx context.Context) (*Chunk, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// SetPaused stops (true) or resumes (false) fetching the partition. A
+// paused partition is left out of fetch requests; its position and the
+// chunks it buffered stay, so Next still returns those, and fetching
+// resumes where it stopped. A response to a request made before the pause
+// is still accepted.
+func (p *Partition) SetPaused(paused bool) {
+	p.mu.Lock()
+	changed := p.paused != paused
+	p.paused = paused
+	p.mu.Unlock()
+	if changed && !paused {
+		p.kickSource()
+	}
+}
+
+// Paused reports whether the partition is paused.
+func (p *Partition) Paused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
+}
+
+// SeekTo moves the fetch position to offset (>= 0): the chunks buffered and
+// not yet returned by Next are dropped, a response to a request made before
+// is ignored, and the next chunk Next returns starts at offset (or, when
+// offset is out of the partition's range, where [Config.Reset] says).
+// Chunks Next returned before stay valid until released. It returns
+// [ErrRevoked] after revocation.
+func (p *Partition) SeekTo(offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("fetch: %s[%d]: seek offset %d must be >= 0", p.topic, p.id, offset)
+	}
+	f := p.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p.mu.Lock()
+	if p.revoked {
+		p.mu.Unlock()
+		return ErrRevoked
+	}
+	p.gen++
+	p.offset = offset
+	wasUnpositioned := p.unpositioned
+	p.unpositioned = false
+	for _, c := range p.ready {
+		c.released.Store(true)
+		p.held -= c.charge
+		f.budget.held.Add(-c.charge)
+	}
+	p.ready = nil
+	p.hot, p.stuck = true, false
+	p.mu.Unlock()
+	if wasUnpositioned && p.place == needOffset {
+		f.attachLocked(p) // the offset lookup's answer would be dropped
+	}
+	if s := p.src.Load(); s != nil {
+		s.kick()
+	}
+	return nil
 }
 
 // decoded is one partition's part of a response, decoded by its source.

@@ -140,7 +140,7 @@ func (s *source) collect() (parts []fetchPart, maxWait time.Duration, retry time
 	for i := 0; i < n; i++ {
 		p := s.parts[(start+i)%n]
 		p.mu.Lock()
-		if p.inflight || p.err != nil || p.revoked {
+		if p.inflight || p.err != nil || p.revoked || p.paused {
 			p.mu.Unlock()
 			continue
 		}

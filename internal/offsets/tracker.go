@@ -132,3 +132,15 @@ func (t *Tracker) InFlight() int {
 	defer t.mu.Unlock()
 	return t.n - t.gaps
 }
+
+// Reset forgets every registered offset and moves the commit point to
+// commit, backwards too: the partition's consumption restarts there (a
+// seek). The offsets registered before must not be marked done
+// afterwards: their work is to be finished (or abandoned) first.
+func (t *Tracker) Reset(commit int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.ring)
+	t.head, t.n, t.gaps = 0, 0, 0
+	t.commit = commit
+}

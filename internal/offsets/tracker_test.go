@@ -116,3 +116,20 @@ func TestAdvanceGrowsRing(t *testing.T) {
 	assert.Equal(t, off, tr.CommitPoint())
 	assert.Equal(t, 0, tr.InFlight())
 }
+
+func TestReset(t *testing.T) {
+	tr := New(10)
+	for o := int64(10); o < 15; o++ {
+		assert.True(t, tr.Begin(o))
+	}
+	tr.Done(10)
+	assert.EqualValues(t, 11, tr.CommitPoint())
+	tr.Reset(3) // backwards: a seek
+	assert.EqualValues(t, 3, tr.CommitPoint())
+	assert.Zero(t, tr.InFlight())
+	assert.True(t, tr.Begin(3), "offsets below the former ones are accepted again")
+	assert.False(t, tr.Begin(2), "but not below the new commit point")
+	assert.EqualValues(t, 4, tr.Done(3))
+	tr.Reset(100)
+	assert.EqualValues(t, 100, tr.CommitPoint())
+}

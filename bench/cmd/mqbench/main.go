@@ -116,11 +116,17 @@ func systemsFor(w string, real bool) []string {
 	case "c":
 		s = []string{"mq", "kafka-go", "kafka-go/batch", "franz-go"}
 	case "d":
-		s = []string{"mq", "kafka-go", "franz-go"}
+		// mq/batch100: a batch handler (batches of up to 100) beside mq's
+		// per-message handler.
+		s = []string{"mq", "mq/batch100", "kafka-go", "franz-go"}
 		if real {
 			s = append(s, "java", "kcat")
 		}
-	case "e1", "e8":
+	case "e1":
+		// mq/batch100: the 1 ms wait once per batch call (as a
+		// transaction's commit), not once per message.
+		s = []string{"mq", "mq/batch100"}
+	case "e8":
 		s = []string{"mq"}
 	case "f":
 		s = []string{"mq", "kafka-go", "franz-go"}

@@ -526,6 +526,27 @@ type consumeFn func(ctx context.Context, handle func(Event)) error
 func (w *worker) consumer(handlerWait time.Duration) (consumeFn, error) {
 	s := w.s
 	switch s.System {
+	case "mq/batch100":
+		c, err := mq.NewKafkaConsumer[Event](s.Brokers, s.Topic, s.Group, mq.WithBatchMaxMessages(100))
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, handle func(Event)) error {
+			if err := c.RegisterBatchHandlerFunc(func(_ context.Context, msgs []mq.Message[Event]) error {
+				// The wait is per call, as a database transaction's
+				// commit would be: once per batch.
+				if handlerWait > 0 {
+					waitFor(handlerWait)
+				}
+				for i := range msgs {
+					handle(msgs[i].Value)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			return c.Run(ctx)
+		}, nil
 	case "mq":
 		opts := []mq.ConsumerOption{}
 		if s.Lanes > 1 {
