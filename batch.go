@@ -101,21 +101,12 @@ func (c *KafkaConsumer[T]) RegisterBatchHandler(h BatchHandler[T], opts ...Handl
 	if isNil(h) {
 		return ErrNilHandler
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running {
-		return ErrRunning
-	}
-	if c.closed {
-		return ErrClosed
-	}
-	rh, err := newRegisteredHandler(len(c.handlers), batchOfOne(h), c.cfg.retry, c.cfg.retryableIf, opts)
-	if err != nil {
-		return err
-	}
-	rh.batch = h
-	rh.timeout = handlerTimeout(opts)
-	return c.addHandlerLocked(rh)
+	return c.register(func(index int) (registeredHandler[T], error) {
+		rh, err := newRegisteredHandler(index, batchOfOne(h), c.cfg.retry, c.cfg.retryableIf, opts)
+		rh.batch = h
+		rh.timeout = handlerTimeout(opts)
+		return rh, err
+	})
 }
 
 // RegisterBatchHandlerFunc registers a function as a batch handler; it is

@@ -147,6 +147,15 @@ func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) 
 	if isNil(h) {
 		return ErrNilHandler
 	}
+	return c.register(func(index int) (registeredHandler[T], error) {
+		return newRegisteredHandler(index, h, c.cfg.retry, c.cfg.retryableIf, opts)
+	})
+}
+
+// register adds the handler that build makes (given its index) while the
+// consumer accepts handlers, unless another handler (per-message or batch)
+// has its name.
+func (c *KafkaConsumer[T]) register(build func(index int) (registeredHandler[T], error)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.running {
@@ -155,16 +164,10 @@ func (c *KafkaConsumer[T]) RegisterHandler(h Handler[T], opts ...HandlerOption) 
 	if c.closed {
 		return ErrClosed
 	}
-	rh, err := newRegisteredHandler(len(c.handlers), h, c.cfg.retry, c.cfg.retryableIf, opts)
+	rh, err := build(len(c.handlers))
 	if err != nil {
 		return err
 	}
-	return c.addHandlerLocked(rh)
-}
-
-// addHandlerLocked appends rh unless another handler (per-message or batch)
-// has its name. c.mu is held.
-func (c *KafkaConsumer[T]) addHandlerLocked(rh registeredHandler[T]) error {
 	for _, other := range c.handlers {
 		if other.name == rh.name {
 			return fmt.Errorf("handler %q: %w", rh.name, invalid("another handler has this name; give each a unique WithHandlerName"))
