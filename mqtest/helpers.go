@@ -317,23 +317,49 @@ func (c *Cluster) EndOffsets(ctx context.Context, topic string) (map[int]int64, 
 	for i, id := range ids {
 		reqs[i] = kafka.LastOffsetOf(id)
 	}
+	var out map[int]int64
+	// A topic created a moment ago may not have its leaders everywhere yet
+	// (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE): retried, as Produce
+	// does.
+	for attempt := 1; ; attempt++ {
+		out, err = c.endOffsets(ctx, topic, reqs)
+		var kerr kafka.Error
+		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() || attempt >= 50 {
+			break
+		}
+		t := time.NewTimer(time.Duration(min(attempt, 10)) * 50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; !ok {
+			return nil, fmt.Errorf("mqtest: end offsets of %q: no answer for partition %d", topic, id)
+		}
+	}
+	return out, nil
+}
+
+// endOffsets sends one ListOffsets request for reqs.
+func (c *Cluster) endOffsets(ctx context.Context, topic string, reqs []kafka.OffsetRequest) (map[int]int64, error) {
 	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{topic: reqs},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mqtest: end offsets of %q: %w", topic, err)
 	}
-	out := make(map[int]int64, len(ids))
+	out := make(map[int]int64, len(reqs))
 	for _, po := range resp.Topics[topic] {
 		if po.Error != nil {
 			return nil, fmt.Errorf("mqtest: end offset of %q partition %d: %w", topic, po.Partition, po.Error)
 		}
 		out[po.Partition] = po.LastOffset
-	}
-	for _, id := range ids {
-		if _, ok := out[id]; !ok {
-			return nil, fmt.Errorf("mqtest: end offsets of %q: no answer for partition %d", topic, id)
-		}
 	}
 	return out, nil
 }
