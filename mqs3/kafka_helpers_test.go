@@ -56,9 +56,14 @@ func (a *admin) createTopic(topic string, partitions int) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// A topic being deleted answers TOPIC_ALREADY_EXISTS for a while.
+	// Retention off: testMessages are stamped in 2025, so the broker's
+	// retention check (every 5 min, 7 days by default) would delete every
+	// record mid-test, and the consumer would find its committed offsets
+	// out of range (seen in CI: TestBackupSurvivesSIGKILL stored nothing new).
 	require.Eventually(a.t, func() bool {
 		res, err := a.c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-			{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}}})
+			{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
+				ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "-1"}}}}})
 		return err == nil && res.Errors[topic] == nil
 	}, time.Minute, 200*time.Millisecond, "create topic %s", topic)
 	a.waitPartitions(topic, partitions)
