@@ -4,13 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
-	"github.com/segmentio/kafka-go/compress/snappy"
 )
 
 // The engine encodes each partition's batch itself, as a Kafka v2 record
@@ -37,13 +36,13 @@ const (
 	CompressionZstd   Compression = 4
 )
 
-// fastSnappy compresses a batch's records as one raw snappy block with s2's
-// fast encoder, as franz-go and librdkafka write snappy batches; the Java
-// client, kcat and kafka-go read both raw and xerial-framed snappy (the
-// interop tests check). Xerial framing (kafka-go's default, 32 KiB blocks)
-// took twice the CPU: s2 clears its hash table for every block. It is a
-// private instance: kafka-go's global codec is untouched.
-var fastSnappy = &snappy.Codec{Framing: snappy.Unframed, Compression: snappy.FasterCompression}
+// Snappy batches are one raw snappy block written by s2's fast encoder
+// (s2.EncodeSnappy), as franz-go and librdkafka write them; the Java client,
+// kcat and kafka-go read both raw and xerial-framed snappy (the interop tests
+// check). Xerial framing (kafka-go's default, 32 KiB blocks) took twice the
+// CPU: s2 clears its hash table for every block. The block is encoded
+// straight into the batch's buffer, sized beforehand: no writer copies the
+// records in between.
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -94,11 +93,22 @@ func encodeBatch(b *encBuf, recs []*Record, codec Compression, id identity, now 
 	firstTS := first.UnixMilli()
 	maxTS := firstTS
 
-	out := b.out[:0]
-	out = append(out, make([]byte, batchHeaderSize)...)
+	// Sized beforehand from the records' estimated sizes (an over-estimate)
+	// so that appending never regrows a buffer of a megabyte.
+	est := 0
+	for _, r := range recs {
+		est += r.size
+	}
+	if est == 0 { // records not sized by the engine (tests)
+		for _, r := range recs {
+			est += r.Size()
+		}
+	}
+	out := grow(b.out[:0], batchHeaderSize+est)
+	out = out[:batchHeaderSize]
 	records := out
 	if codec != CompressionNone {
-		records = b.recs[:0]
+		records = grow(b.recs[:0], est)
 	}
 	for i, r := range recs {
 		ts := firstTS
@@ -108,17 +118,26 @@ func encodeBatch(b *encBuf, recs []*Record, codec Compression, id identity, now 
 		maxTS = max(maxTS, ts)
 		records = appendRecord(records, r.Key, r.Value, r.Headers, ts-firstTS, int64(i))
 	}
-	if codec != CompressionNone {
+	switch codec {
+	case CompressionNone:
+		out = records
+	case CompressionSnappy:
 		b.recs = records
-		w := compressWriter(codec, (*appendWriter)(&out))
+		n := s2.MaxEncodedLen(len(records))
+		if n < 0 {
+			return fmt.Errorf("mq: compress batch: %w", s2.ErrTooLarge)
+		}
+		out = grow(out, batchHeaderSize+n)
+		out = out[:batchHeaderSize+len(s2.EncodeSnappy(out[batchHeaderSize:batchHeaderSize+n], records))]
+	default:
+		b.recs = records
+		w := compress.Compression(codec).Codec().NewWriter((*appendWriter)(&out))
 		if _, err := w.Write(records); err != nil {
 			return fmt.Errorf("mq: compress batch: %w", err)
 		}
 		if err := w.Close(); err != nil {
 			return fmt.Errorf("mq: compress batch: %w", err)
 		}
-	} else {
-		out = records
 	}
 
 	h := out[:batchHeaderSize]
@@ -190,12 +209,15 @@ func varintLen(v int64) int {
 	return n
 }
 
-// compressWriter returns the writer of codec (validated by New).
-func compressWriter(codec Compression, w io.Writer) io.WriteCloser {
-	if codec == CompressionSnappy {
-		return fastSnappy.NewWriter(w)
+// grow returns b with room for n bytes in all, keeping its contents: one
+// allocation of the size asked, where append would double its way there.
+func grow(b []byte, n int) []byte {
+	if cap(b) >= n {
+		return b
 	}
-	return compress.Compression(codec).Codec().NewWriter(w)
+	c := make([]byte, len(b), n)
+	copy(c, b)
+	return c
 }
 
 // appendWriter is an io.Writer that appends to a byte slice.

@@ -74,6 +74,25 @@ func TestEncodeBatchRoundTrip(t *testing.T) {
 // kafka-go's decoder checks nothing about the CRC, the broker does: the
 // header carries the CRC-32C of everything from the attributes on, so it
 // covers the producer identity and changes with the body.
+// A pooled buffer that held a larger batch encodes a smaller one to the
+// same bytes as a fresh buffer: the header and sizes are all rewritten.
+func TestEncodeBatchReusedBufferSameBytes(t *testing.T) {
+	t0 := time.UnixMilli(1_764_000_000_000)
+	big := make([]*Record, 200)
+	for i := range big {
+		big[i] = &Record{Key: []byte(fmt.Sprint("big-", i)), Value: []byte(strings.Repeat("x", 900)), Time: t0}
+	}
+	small := []*Record{{Key: []byte("k"), Value: []byte("small"), Time: t0}, {Key: nil, Value: nil, Time: t0.Add(time.Second)}}
+	id := identity{producerID: 9, epoch: 1, seq: 5}
+	for _, codec := range allCodecs {
+		var reused, fresh encBuf
+		require.NoError(t, encodeBatch(&reused, big, codec, noIdentity, t0))
+		require.NoError(t, encodeBatch(&reused, small, codec, id, t0))
+		require.NoError(t, encodeBatch(&fresh, small, codec, id, t0))
+		assert.Equal(t, fresh.out, reused.out, "codec %d", codec)
+	}
+}
+
 func TestEncodeBatchChecksum(t *testing.T) {
 	recs := []*Record{{Key: []byte("k"), Time: time.UnixMilli(1), Value: []byte("v")}}
 	var a, b, c encBuf
