@@ -686,6 +686,39 @@ func TestGathersBehindRequestInFlight(t *testing.T) {
 	assert.Equal(t, 2, f.Count(0, protocol.Produce), "the first record's request, then one with the 30 that waited")
 }
 
+// While a request is in flight, the records behind it leave in a second
+// request once a full request's worth waits. No response comes while the
+// first is held, so the record that completes the second must wake the
+// sink itself.
+func TestPipelinesOnceAFullRequestWaits(t *testing.T) {
+	f := newFakeCluster(t, 1)
+	f.CreateTopic("t", 3)
+	gate := make(chan struct{})
+	f.setRespond(func(_ *wiretest.Request, res wiretest.Response) wiretest.Response { return res.Until(gate) })
+	o := newOutcomes()
+	e := newEngine(t, f, o, func(c *Config) {
+		c.ManualPartitions = true
+		c.MaxRequestBytes = 64 << 10
+	})
+	first := &Record{Topic: "t", Partition: 0, Key: []byte("first")}
+	require.NoError(t, e.Produce(context.Background(), first, false))
+	require.Eventually(t, func() bool { return f.Count(0, protocol.Produce) == 1 }, 10*time.Second, time.Millisecond)
+	all := []*Record{first}
+	value := make([]byte, 1000)
+	for i := 0; i < 100; i++ { // ~107 KB estimated, uncompressed: more than one request
+		r := &Record{Topic: "t", Partition: int32(i % 3), Key: []byte(fmt.Sprint("later-", i)), Value: value}
+		require.NoError(t, e.Produce(context.Background(), r, false))
+		all = append(all, r)
+	}
+	require.Eventually(t, func() bool { return f.Count(0, protocol.Produce) == 2 }, 10*time.Second, time.Millisecond,
+		"a full request's worth left behind the one in flight")
+	close(gate)
+	o.wait(t, all)
+	for p := int32(0); p < 3; p++ {
+		requireInOrder(t, f, "t", p, all)
+	}
+}
+
 // A batch that expires in flight and turns out not written leaves a gap:
 // the next batch's OUT_OF_ORDER_SEQUENCE_NUMBER breaks the chain, which
 // restarts under a fresh producer ID, and nothing after the gap is lost.

@@ -92,8 +92,8 @@ func (e *Engine) route(r *Record, urgent bool, now time.Time) (*sink, bool) {
 	}
 	p := t.parts[e.choose(t, r)]
 	p.enqueue(r, urgent, now)
-	if p.sink != nil {
-		return p.sink, false
+	if s := p.sink; s != nil && s.queuedRecord(p, r) {
+		return s, false
 	}
 	return nil, false
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -174,11 +175,10 @@ func (c *Conn) sendAt(ctx context.Context, req protocol.Message, raw bool, max i
 
 	// Encode before taking the write slot, with a placeholder correlation
 	// id (bytes 8..12 of the frame: size, api key, api version, id).
-	var buf bytes.Buffer
-	if err := protocol.WriteRequest(&buf, version, 0, c.clientID, req); err != nil {
+	frame, body, err := c.encode(req, key, version)
+	if err != nil {
 		return nil, fmt.Errorf("wire: encoding %s v%d: %w", key, version, err)
 	}
-	frame := buf.Bytes()
 
 	p := &Pending{
 		conn:    c,
@@ -227,7 +227,12 @@ func (c *Conn) sendAt(ctx context.Context, req protocol.Message, raw bool, max i
 			_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
 		}
 	})
-	_, err := c.nc.Write(frame)
+	if body == nil {
+		_, err = c.nc.Write(frame)
+	} else {
+		bufs := append(net.Buffers{frame}, body...)
+		_, err = bufs.WriteTo(c.nc)
+	}
 	c.writeMu.Lock()
 	c.writer = nil
 	c.writeMu.Unlock()
@@ -246,6 +251,56 @@ func (c *Conn) sendAt(ctx context.Context, req protocol.Message, raw bool, max i
 		p.complete(nil, nil)
 	}
 	return p, nil
+}
+
+// Vectored is a request that encodes its own body, for requests that carry
+// large payloads already encoded (the produce engine's record batches): the
+// request header and the body's buffers leave in one vectored write, and
+// the payloads are not copied into a request buffer.
+type Vectored interface {
+	protocol.Message
+	// Body returns the request's body at version, everything after the
+	// request header, as buffers written in order; they must not change
+	// until Send returns. Conn writes request header v1 (key, version,
+	// correlation id, client id), so Body must fail for a flexible version,
+	// whose header has tagged fields.
+	Body(version int16) (net.Buffers, error)
+}
+
+// encode returns req's frame with a placeholder correlation id: the whole
+// frame, or for a Vectored request its header alone (frame size included)
+// and the body's buffers.
+func (c *Conn) encode(req protocol.Message, key protocol.ApiKey, version int16) (frame []byte, body net.Buffers, err error) {
+	v, ok := req.(Vectored)
+	if !ok {
+		var buf bytes.Buffer
+		if err := protocol.WriteRequest(&buf, version, 0, c.clientID, req); err != nil {
+			return nil, nil, err
+		}
+		return buf.Bytes(), nil, nil
+	}
+	if body, err = v.Body(version); err != nil {
+		return nil, nil, err
+	}
+	if len(c.clientID) > math.MaxInt16 {
+		return nil, nil, fmt.Errorf("client id of %d bytes", len(c.clientID))
+	}
+	size := 2 + 2 + 4 + 2 + len(c.clientID)
+	for _, b := range body {
+		size += len(b)
+	}
+	if size > math.MaxInt32 {
+		return nil, nil, fmt.Errorf("request of %d bytes", size)
+	}
+	be := binary.BigEndian
+	frame = make([]byte, 0, 4+2+2+4+2+len(c.clientID))
+	frame = be.AppendUint32(frame, uint32(size))
+	frame = be.AppendUint16(frame, uint16(key))
+	frame = be.AppendUint16(frame, uint16(version))
+	frame = be.AppendUint32(frame, 0) // correlation id, set once the write slot is held
+	frame = be.AppendUint16(frame, uint16(len(c.clientID)))
+	frame = append(frame, c.clientID...)
+	return frame, body, nil
 }
 
 func hasResponse(m protocol.Message) bool {

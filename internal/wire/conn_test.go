@@ -440,3 +440,49 @@ func versionsSeen(cl *wiretest.Cluster, keys ...protocol.ApiKey) []int16 {
 	}
 	return out
 }
+
+// vectoredCoord is a FindCoordinator request (v1, v2) that encodes its own
+// body, in three buffers.
+type vectoredCoord struct{ key string }
+
+func (r *vectoredCoord) ApiKey() protocol.ApiKey { return protocol.FindCoordinator }
+
+func (r *vectoredCoord) Body(v int16) (net.Buffers, error) {
+	if v < 1 || v > 2 {
+		return nil, fmt.Errorf("v%d not encoded here", v)
+	}
+	return net.Buffers{{byte(len(r.key) >> 8), byte(len(r.key))}, []byte(r.key), {0}}, nil // key, key type 0
+}
+
+// Requests that encode their own body leave in one vectored write with the
+// request header Conn writes, and match their responses among ordinary
+// requests pipelined with them. A body that cannot be encoded fails its
+// Send before anything is written, and the connection stays usable.
+func TestVectoredRequests(t *testing.T) {
+	cl := wiretest.NewCluster(t, 1)
+	cl.Handle(protocol.FindCoordinator, echoCoordinator)
+	c := dial(t, &wire.Dialer{ClientID: "vectored-test"}, cl.Addr(0))
+
+	const n = 20
+	pending := make([]*wire.Pending, n)
+	for i := range pending {
+		var err error
+		if i%2 == 0 {
+			pending[i], err = c.SendMax(ctxT(t), &vectoredCoord{key: strconv.Itoa(i)}, 2, false)
+		} else {
+			pending[i], err = c.Send(ctxT(t), coordReq(i))
+		}
+		require.NoError(t, err)
+	}
+	for i, p := range pending {
+		res, err := p.Wait(ctxT(t))
+		requireCoord(t, i, res, err)
+	}
+
+	_, err := c.SendMax(ctxT(t), &vectoredCoord{key: "x"}, 0, false)
+	require.ErrorContains(t, err, "v0 not encoded here")
+	res, err := c.RoundTrip(ctxT(t), coordReq(99))
+	requireCoord(t, 99, res, err)
+	assert.Equal(t, n+1, cl.Count(0, protocol.FindCoordinator))
+	assert.Equal(t, 1, cl.Accepted(0))
+}
