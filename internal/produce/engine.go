@@ -109,7 +109,7 @@ type Engine struct {
 	client    *wire.Client
 	log       *zap.Logger
 
-	slots   chan struct{} // one per buffered record
+	slots   *slots        // one per buffered record
 	closing chan struct{} // closed when Close starts
 	ctx     context.Context
 	cancel  context.CancelFunc // aborts everything in flight (Close, at the end)
@@ -191,7 +191,7 @@ func New(cfg Config) (*Engine, error) {
 		limitName: limitName,
 		client:    client,
 		log:       log,
-		slots:     make(chan struct{}, cfg.MaxBuffered),
+		slots:     newSlots(cfg.MaxBuffered),
 		closing:   make(chan struct{}),
 		wake:      make(chan struct{}, 1),
 		topics:    make(map[string]*topic),
@@ -264,16 +264,8 @@ func (e *Engine) Produce(ctx context.Context, r *Record, urgent bool) error {
 		return ErrClosed
 	default:
 	}
-	select {
-	case e.slots <- struct{}{}:
-	default:
-		select {
-		case e.slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-e.closing:
-			return ErrClosed
-		}
+	if err := e.slots.acquire(ctx, e.closing); err != nil {
+		return err
 	}
 	now := time.Now()
 	if r.Time.IsZero() {
@@ -285,7 +277,7 @@ func (e *Engine) Produce(ctx context.Context, r *Record, urgent bool) error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		<-e.slots
+		e.slots.release(1)
 		return ErrClosed
 	}
 	e.start()
@@ -381,8 +373,8 @@ func (e *Engine) report(done []finished) {
 	if len(done) == 0 {
 		return
 	}
+	e.buffered.Add(-int64(len(done)))
 	for _, f := range done {
-		e.buffered.Add(-1)
 		e.cfg.Done(f.r, f.err)
 	}
 	e.mu.Lock()
@@ -404,9 +396,7 @@ func (e *Engine) report(done []finished) {
 		e.flushes = kept
 	}
 	e.mu.Unlock()
-	for range done {
-		<-e.slots
-	}
+	e.slots.release(len(done))
 }
 
 // Close stops accepting records (Produce returns [ErrClosed]), delivers what
