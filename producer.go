@@ -395,9 +395,8 @@ func (p *Producer[T]) newRecord(ctx context.Context, msg Message[T]) (*record[T]
 		r.started = time.Now()
 		r.obsCtx, msg.Headers = o.SendStarted(ctx, topic, msg.Headers)
 	}
-	if msg.Time.IsZero() {
-		msg.Time = time.Now()
-	}
+	// A zero Time is stamped by the engine when it buffers the record, and
+	// copied back into the message when its outcome is reported.
 	msg.Topic = topic
 	r.msg = msg
 	r.rec = produce.Record{
@@ -447,6 +446,9 @@ func (p *Producer[T]) complete(rec *produce.Record, err error) {
 	r.err = err
 	r.msg.Partition = int(rec.Partition)
 	r.msg.Offset = rec.Offset
+	if r.msg.Time.IsZero() {
+		r.msg.Time = rec.Time
+	}
 	if o := p.cfg.observer; o != nil && r.obsCtx != nil {
 		o.SendFinished(r.obsCtx, rec.Topic, int(rec.Partition), rec.Offset, time.Since(r.started), err)
 	}

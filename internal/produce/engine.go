@@ -378,9 +378,13 @@ func (e *Engine) report(done []finished) {
 		e.cfg.Done(f.r, f.err)
 	}
 	e.mu.Lock()
-	for _, f := range done {
-		if e.genCount[f.r.gen]--; e.genCount[f.r.gen] <= 0 {
-			delete(e.genCount, f.r.gen)
+	for i := 0; i < len(done); { // one map update per run of a generation
+		gen, n := done[i].r.gen, 0
+		for ; i < len(done) && done[i].r.gen == gen; i++ {
+			n++
+		}
+		if e.genCount[gen] -= n; e.genCount[gen] <= 0 {
+			delete(e.genCount, gen)
 		}
 	}
 	if len(e.flushes) > 0 {
