@@ -91,8 +91,8 @@ func TestAsyncReportsEveryMessageOnceAndCloseFlushes(t *testing.T) {
 			reports[m.Value.ID]++
 			if err != nil {
 				failed = append(failed, err)
-			} else if m.Offset < 0 || m.Topic != topic {
-				failed = append(failed, errors.New("missing offset or topic in report"))
+			} else if m.Offset < 0 || m.Topic != topic || m.Time.IsZero() {
+				failed = append(failed, errors.New("missing offset, topic or time in report"))
 			}
 		}))
 	require.NoError(t, err)
