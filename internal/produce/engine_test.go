@@ -658,19 +658,34 @@ func TestPipelinesUpToMaxInFlight(t *testing.T) {
 	assert.Equal(t, 2, f.Accepted(0), "one produce connection and one control connection")
 }
 
+// behindHeldRequest returns an engine (manual partitions, and mod) on one
+// broker with topic "t" of 3 partitions whose produce responses wait until
+// gate is closed, once the request of a first record to partition 0 is in
+// flight.
+func behindHeldRequest(t *testing.T, mod func(*Config)) (f *fakeCluster, o *outcomes, e *Engine, gate chan struct{}, first *Record) {
+	t.Helper()
+	f = newFakeCluster(t, 1)
+	f.CreateTopic("t", 3)
+	gate = make(chan struct{})
+	f.setRespond(func(_ *wiretest.Request, res wiretest.Response) wiretest.Response { return res.Until(gate) })
+	o = newOutcomes()
+	e = newEngine(t, f, o, func(c *Config) {
+		c.ManualPartitions = true
+		if mod != nil {
+			mod(c)
+		}
+	})
+	first = &Record{Topic: "t", Partition: 0, Key: []byte("first")}
+	require.NoError(t, e.Produce(context.Background(), first, true))
+	require.Eventually(t, func() bool { return f.Count(0, protocol.Produce) == 1 }, 10*time.Second, time.Millisecond)
+	return f, o, e, gate, first
+}
+
 // Behind a request in flight, records that do not fill a batch wait for it
 // and leave together in the next request, whatever their partition,
 // instead of one small request each.
 func TestGathersBehindRequestInFlight(t *testing.T) {
-	f := newFakeCluster(t, 1)
-	f.CreateTopic("t", 3)
-	gate := make(chan struct{})
-	f.setRespond(func(_ *wiretest.Request, res wiretest.Response) wiretest.Response { return res.Until(gate) })
-	o := newOutcomes()
-	e := newEngine(t, f, o, func(c *Config) { c.ManualPartitions = true })
-	first := &Record{Topic: "t", Partition: 0, Key: []byte("first")}
-	require.NoError(t, e.Produce(context.Background(), first, true))
-	require.Eventually(t, func() bool { return f.Count(0, protocol.Produce) == 1 }, 10*time.Second, time.Millisecond)
+	f, o, e, gate, first := behindHeldRequest(t, nil)
 	var later []*Record
 	for i := 0; i < 30; i++ {
 		r := &Record{Topic: "t", Partition: int32(i % 3), Key: []byte(fmt.Sprint("later-", i))}
@@ -691,18 +706,7 @@ func TestGathersBehindRequestInFlight(t *testing.T) {
 // first is held, so the record that completes the second must wake the
 // sink itself.
 func TestPipelinesOnceAFullRequestWaits(t *testing.T) {
-	f := newFakeCluster(t, 1)
-	f.CreateTopic("t", 3)
-	gate := make(chan struct{})
-	f.setRespond(func(_ *wiretest.Request, res wiretest.Response) wiretest.Response { return res.Until(gate) })
-	o := newOutcomes()
-	e := newEngine(t, f, o, func(c *Config) {
-		c.ManualPartitions = true
-		c.MaxRequestBytes = 64 << 10
-	})
-	first := &Record{Topic: "t", Partition: 0, Key: []byte("first")}
-	require.NoError(t, e.Produce(context.Background(), first, false))
-	require.Eventually(t, func() bool { return f.Count(0, protocol.Produce) == 1 }, 10*time.Second, time.Millisecond)
+	f, o, e, gate, first := behindHeldRequest(t, func(c *Config) { c.MaxRequestBytes = 64 << 10 })
 	all := []*Record{first}
 	value := make([]byte, 1000)
 	for i := 0; i < 100; i++ { // ~107 KB estimated, uncompressed: more than one request
