@@ -84,6 +84,15 @@
 // It produces with an mq.Producer[[]byte] and mq.BytesCodec, acks from all
 // in-sync replicas. [PlanRestore] shows what it would read.
 //
+// Restored records keep their original timestamps, so a target topic's
+// time-based retention applies to them as to any old record: a broker
+// deletes a log segment once its newest timestamp is older than the
+// topic's retention.ms (checked every log.retention.check.interval.ms, 5
+// minutes by default), restored minutes ago or not. Restore records older
+// than that into a topic whose retention.ms covers them (or -1), or one
+// with message.timestamp.type=LogAppendTime (the broker then stamps them
+// with the time of the restore, and the original times are lost).
+//
 // # Testing
 //
 // The tests run against an in-process fake (gofakes3) and, when

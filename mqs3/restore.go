@@ -190,7 +190,9 @@ type RestoreStats struct {
 // It produces with acks from all in-sync replicas and stops at the first
 // record that cannot be delivered; records are not deduplicated against what
 // the target already holds, so restoring twice writes everything twice. The
-// target topic must exist.
+// target topic must exist. Records keep their timestamps: the target's
+// time-based retention deletes those older than its retention.ms (see the
+// package documentation).
 func Restore(ctx context.Context, client API, bucket, prefix string, brokers []string, topic string, opts ...RestoreOption) (RestoreStats, error) {
 	cfg := defaultRestoreConfig()
 	for _, o := range opts {
