@@ -321,21 +321,10 @@ func (c *Cluster) EndOffsets(ctx context.Context, topic string) (map[int]int64, 
 	// A topic created a moment ago may not have its leaders everywhere yet
 	// (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE): retried, as Produce
 	// does.
-	for attempt := 1; ; attempt++ {
+	if err := retryTemporary(ctx, func() (err error) {
 		out, err = c.endOffsets(ctx, topic, reqs)
-		var kerr kafka.Error
-		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() || attempt >= 50 {
-			break
-		}
-		t := time.NewTimer(time.Duration(min(attempt, 10)) * 50 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, err
-		case <-t.C:
-		}
-	}
-	if err != nil {
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	for _, id := range ids {
@@ -460,7 +449,7 @@ func (c *Cluster) Produce(ctx context.Context, topic string, msgs ...kafka.Messa
 // its records afresh: a kafka.Record's key and value are readers, empty once
 // a request has consumed them, so reusing them would resend empty records.
 func (c *Cluster) producePartition(ctx context.Context, topic string, p int, msgs []kafka.Message) error {
-	for attempt := 1; ; attempt++ {
+	return retryTemporary(ctx, func() error {
 		records := make([]kafka.Record, len(msgs))
 		for i, m := range msgs {
 			records[i] = kafka.Record{Time: m.Time, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
@@ -480,11 +469,21 @@ func (c *Cluster) producePartition(ctx context.Context, topic string, p int, msg
 				}
 			}
 		}
+		return err
+	})
+}
+
+// retryTemporary runs attempt until it returns nil or an error that is not
+// a temporary Kafka error, at most 50 times, waiting 50 ms more after each
+// failure up to 500 ms, and returns its last error (also when ctx ends).
+func retryTemporary(ctx context.Context, attempt func() error) error {
+	for n := 1; ; n++ {
+		err := attempt()
 		var kerr kafka.Error
-		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() || attempt >= 50 {
+		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() || n >= 50 {
 			return err
 		}
-		t := time.NewTimer(time.Duration(min(attempt, 10)) * 50 * time.Millisecond)
+		t := time.NewTimer(time.Duration(min(n, 10)) * 50 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
