@@ -231,7 +231,7 @@ func (c *Conn) sendAt(ctx context.Context, req protocol.Message, raw bool, max i
 		_, err = c.nc.Write(frame)
 	} else {
 		bufs := append(net.Buffers{frame}, body...)
-		_, err = bufs.WriteTo(c.nc)
+		_, err = bufs.WriteTo(c.nc) // writev: encode joins the buffers unless nc is TCP
 	}
 	c.writeMu.Lock()
 	c.writer = nil
@@ -254,9 +254,12 @@ func (c *Conn) sendAt(ctx context.Context, req protocol.Message, raw bool, max i
 }
 
 // Vectored is a request that encodes its own body, for requests that carry
-// large payloads already encoded (the produce engine's record batches): the
-// request header and the body's buffers leave in one vectored write, and
-// the payloads are not copied into a request buffer.
+// large payloads already encoded (the produce engine's record batches). On a
+// plain TCP connection the request header and the body's buffers leave in
+// one vectored write, and the payloads are not copied into a request
+// buffer. On any other connection (TLS, or one a custom Dial wrapped) they
+// are joined into one buffer first: net.Buffers would write them one Write
+// each there, and each request stays one Write, as for other requests.
 type Vectored interface {
 	protocol.Message
 	// Body returns the request's body at version, everything after the
@@ -268,8 +271,8 @@ type Vectored interface {
 }
 
 // encode returns req's frame with a placeholder correlation id: the whole
-// frame, or for a Vectored request its header alone (frame size included)
-// and the body's buffers.
+// frame, or for a Vectored request on a TCP connection its header alone
+// (frame size included) and the body's buffers.
 func (c *Conn) encode(req protocol.Message, key protocol.ApiKey, version int16) (frame []byte, body net.Buffers, err error) {
 	v, ok := req.(Vectored)
 	if !ok {
@@ -300,6 +303,14 @@ func (c *Conn) encode(req protocol.Message, key protocol.ApiKey, version int16) 
 	frame = be.AppendUint32(frame, 0) // correlation id, set once the write slot is held
 	frame = be.AppendUint16(frame, uint16(len(c.clientID)))
 	frame = append(frame, c.clientID...)
+	if _, tcp := c.nc.(*net.TCPConn); !tcp {
+		whole := make([]byte, 0, 4+size)
+		whole = append(whole, frame...)
+		for _, b := range body {
+			whole = append(whole, b...)
+		}
+		return whole, nil, nil
+	}
 	return frame, body, nil
 }
 

@@ -486,3 +486,53 @@ func TestVectoredRequests(t *testing.T) {
 	assert.Equal(t, n+1, cl.Count(0, protocol.FindCoordinator))
 	assert.Equal(t, 1, cl.Accepted(0))
 }
+
+// frameWrites is a connection that checks that every Write is one whole
+// request frame (size prefix included), as tools that cut connections
+// between requests expect.
+type frameWrites struct {
+	net.Conn
+	mu     sync.Mutex
+	writes int
+	torn   []int
+}
+
+func (f *frameWrites) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	f.writes++
+	if len(p) < 4 || int(p[0])<<24|int(p[1])<<16|int(p[2])<<8|int(p[3]) != len(p)-4 {
+		f.torn = append(f.torn, len(p))
+	}
+	f.mu.Unlock()
+	return f.Conn.Write(p)
+}
+
+// On a connection that is not plain TCP (TLS, or wrapped by a custom Dial),
+// a vectored request is written with one Write, like any other request.
+func TestVectoredRequestOneWriteOnWrappedConn(t *testing.T) {
+	cl := wiretest.NewCluster(t, 1)
+	cl.Handle(protocol.FindCoordinator, echoCoordinator)
+	var fw *frameWrites
+	d := &wire.Dialer{ClientID: "wrapped", Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		fw = &frameWrites{Conn: nc}
+		return fw, nil
+	}}
+	c := dial(t, d, cl.Addr(0))
+	fw.mu.Lock()
+	before := fw.writes
+	fw.mu.Unlock()
+	for i := 0; i < 5; i++ {
+		p, err := c.SendMax(ctxT(t), &vectoredCoord{key: strconv.Itoa(i)}, 2, false)
+		require.NoError(t, err)
+		res, err := p.Wait(ctxT(t))
+		requireCoord(t, i, res, err)
+	}
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	assert.Equal(t, before+5, fw.writes, "one Write per request")
+	assert.Empty(t, fw.torn, "writes that were not one whole frame")
+}
