@@ -11,9 +11,9 @@ import (
 )
 
 // produceRequest is a produce request of encoded batches. It encodes its
-// own body ([wire.Vectored]): the batches leave as they are, in one
-// vectored write with the few bytes around them, instead of being copied
-// into a request buffer (kafka-go's encoder copied each request twice, a
+// own body ([wire.Vectored]): on a TCP connection the batches leave as
+// they are, in one vectored write with the few bytes around them, instead
+// of being copied into a request buffer (kafka-go's encoder copied each request twice, a
 // tenth of the producer's CPU in benchmarks). Its response is kafka-go's
 // produce response, decoded by API key.
 type produceRequest struct {
