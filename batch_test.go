@@ -58,6 +58,17 @@ func testBatch(n int, poison ...int64) (*partitionState, []inbound) {
 	return ps, out
 }
 
+// failAt returns BatchFailedAt(err) for the message of msgs at offset off,
+// nil when msgs does not hold it.
+func failAt(msgs []Message[testEvent], off int64, err error) error {
+	for i, m := range msgs {
+		if m.Offset == off {
+			return BatchFailedAt(i, err)
+		}
+	}
+	return nil
+}
+
 func TestBatchHandledCommitsAll(t *testing.T) {
 	var calls batchCalls
 	tp := newTestPipeline(t, nil, func(c *KafkaConsumer[testEvent]) {
@@ -85,16 +96,11 @@ func TestBatchFailedAtRetriesAndRecoversTheFailedMessage(t *testing.T) {
 	var calls batchCalls
 	var rec recorderCalls
 	tp := newTestPipeline(t, []ConsumerOption{
-		WithRecoverer(FuncRecoverer(func(_ context.Context, f FailedMessage) error { rec.add(f); return nil })),
+		rec.option(),
 	}, func(c *KafkaConsumer[testEvent]) {
 		require.NoError(t, c.RegisterBatchHandlerFunc(func(_ context.Context, msgs []Message[testEvent]) error {
 			calls.add(msgs)
-			for i, m := range msgs {
-				if m.Offset == 2 {
-					return BatchFailedAt(i, errBusy)
-				}
-			}
-			return nil
+			return failAt(msgs, 2, errBusy)
 		}, WithHandlerName("store")))
 	})
 	ps, batch := testBatch(5)
@@ -114,12 +120,7 @@ func TestBatchFailedAtRetriesAndRecoversTheFailedMessage(t *testing.T) {
 func TestBatchFailedAtStopsAtTheFailedMessage(t *testing.T) {
 	tp := newTestPipeline(t, nil, func(c *KafkaConsumer[testEvent]) {
 		require.NoError(t, c.RegisterBatchHandlerFunc(func(_ context.Context, msgs []Message[testEvent]) error {
-			for i, m := range msgs {
-				if m.Offset == 3 {
-					return BatchFailedAt(i, errInvalid)
-				}
-			}
-			return nil
+			return failAt(msgs, 3, errInvalid)
 		}, WithHandlerName("store")))
 	})
 	ps, batch := testBatch(6)
@@ -140,7 +141,7 @@ func TestBatchPlainErrorRetriesTheBatchThenOneByOne(t *testing.T) {
 	var calls batchCalls
 	var rec recorderCalls
 	tp := newTestPipeline(t, []ConsumerOption{
-		WithRecoverer(FuncRecoverer(func(_ context.Context, f FailedMessage) error { rec.add(f); return nil })),
+		rec.option(),
 	}, func(c *KafkaConsumer[testEvent]) {
 		require.NoError(t, c.RegisterBatchHandlerFunc(func(_ context.Context, msgs []Message[testEvent]) error {
 			calls.add(msgs)
@@ -218,7 +219,7 @@ func TestBatchPoisonMessage(t *testing.T) {
 	var calls batchCalls
 	var rec recorderCalls
 	tp := newTestPipeline(t, []ConsumerOption{
-		WithRecoverer(FuncRecoverer(func(_ context.Context, f FailedMessage) error { rec.add(f); return nil })),
+		rec.option(),
 	}, func(c *KafkaConsumer[testEvent]) {
 		require.NoError(t, c.RegisterBatchHandlerFunc(func(_ context.Context, msgs []Message[testEvent]) error {
 			calls.add(msgs)

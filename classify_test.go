@@ -42,6 +42,12 @@ func (r *recorderCalls) add(f FailedMessage) {
 	r.mu.Unlock()
 }
 
+// option returns a recoverer option that records every failed message and
+// recovers it.
+func (r *recorderCalls) option() ConsumerOption {
+	return WithRecoverer(FuncRecoverer(func(_ context.Context, f FailedMessage) error { r.add(f); return nil }))
+}
+
 func (r *recorderCalls) all() []FailedMessage {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -90,7 +96,7 @@ func TestNotRetryableSkipsRetriesAndReachesRecoverer(t *testing.T) {
 	var invalidCalls, busyCalls atomic.Int32
 	tp := newTestPipeline(t, []ConsumerOption{
 		WithRetryableIf(NotRetryable(errInvalid)),
-		WithRecoverer(FuncRecoverer(func(_ context.Context, f FailedMessage) error { rec.add(f); return nil })),
+		rec.option(),
 	}, func(c *KafkaConsumer[testEvent]) {
 		require.NoError(t, c.RegisterHandler(failWith(&invalidCalls, fmt.Errorf("order 7: %w", errInvalid)), WithHandlerName("validate")))
 	})
