@@ -191,14 +191,12 @@ func (b *batcher[T]) flush() bool {
 		return true
 	}
 	ok := b.proc.processBatch(b.pending, &b.msgs)
-	clear(b.pending)
-	b.pending = b.pending[:0]
-	b.bytes = 0
-	b.release()
+	b.drop()
 	return ok
 }
 
-// drop forgets the pending batch (a seek), releasing its chunks.
+// drop forgets the pending batch (after processing it, or a seek),
+// releasing its chunks.
 func (b *batcher[T]) drop() {
 	clear(b.pending)
 	b.pending = b.pending[:0]
@@ -283,17 +281,11 @@ func (s *session[T]) batchChunk(soft context.Context, ps *partitionState, b *bat
 		}
 		c.consumed.Add(1)
 		in := inbound{ps: ps, rec: r, hwm: chunk.HighWatermark}
-		if b.overflows(in) {
-			if !b.flush() {
-				chunk.Release()
-				return false
-			}
-		}
-		if b.add(in) {
-			if !b.flush() {
-				chunk.Release()
-				return false
-			}
+		// A message that does not fit sends the pending batch first; one
+		// that fills it sends it with itself.
+		if (b.overflows(in) && !b.flush()) || (b.add(in) && !b.flush()) {
+			chunk.Release()
+			return false
 		}
 	}
 	ps.tracker.Advance(chunk.NextOffset)
