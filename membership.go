@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/mqkit/mq/internal/backoff"
@@ -256,10 +255,7 @@ func (s *session[T]) commitLoop(m *group.Membership, gen *group.Generation, held
 func (s *session[T]) release(m *group.Membership, gen *group.Generation, held map[group.TopicPartition]*owned, tps []group.TopicPartition, commit bool) {
 	c := s.c
 	slices.SortFunc(tps, func(a, b group.TopicPartition) int {
-		if d := strings.Compare(a.Topic, b.Topic); d != 0 {
-			return d
-		}
-		return int(a.Partition - b.Partition)
+		return TopicPartition{a.Topic, int(a.Partition)}.compare(TopicPartition{b.Topic, int(b.Partition)})
 	})
 	parts := make([]*partitionState, 0, len(tps))
 	for _, tp := range tps {
@@ -362,10 +358,7 @@ func heldStates(held map[group.TopicPartition]*owned) []*partitionState {
 		out = append(out, o.ps)
 	}
 	slices.SortFunc(out, func(a, b *partitionState) int {
-		if d := strings.Compare(a.topic, b.topic); d != 0 {
-			return d
-		}
-		return a.id - b.id
+		return TopicPartition{a.topic, a.id}.compare(TopicPartition{b.topic, b.id})
 	})
 	return out
 }

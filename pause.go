@@ -1,8 +1,10 @@
 package mq
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +17,14 @@ import (
 type TopicPartition struct {
 	Topic     string
 	Partition int
+}
+
+// compare orders partitions by topic, then partition number.
+func (tp TopicPartition) compare(o TopicPartition) int {
+	if d := strings.Compare(tp.Topic, o.Topic); d != 0 {
+		return d
+	}
+	return cmp.Compare(tp.Partition, o.Partition)
 }
 
 // partitionControls is the consumer's pause and seek state, kept apart from
@@ -84,15 +94,7 @@ func (c *KafkaConsumer[T]) Paused() []TopicPartition {
 	for tp := range c.ctls.paused {
 		out = append(out, tp)
 	}
-	slices.SortFunc(out, func(a, b TopicPartition) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return a.Partition - b.Partition
-	})
+	slices.SortFunc(out, TopicPartition.compare)
 	return out
 }
 
