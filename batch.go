@@ -166,21 +166,33 @@ type batcher[T any] struct {
 	msgs    []Message[T] // reused by every batch
 }
 
+// size is what a message counts against WithBatchMaxBytes.
+func (m inbound) size() int { return len(m.rec.Key) + len(m.rec.Value) }
+
+// batchFull reports whether a batch of n messages and bytes is full.
+func (c *consumerConfig) batchFull(n, bytes int) bool {
+	return n >= c.batchMaxMessages || (c.batchMaxBytes > 0 && bytes >= c.batchMaxBytes)
+}
+
+// batchOverflows reports whether a message of size would not fit a batch
+// of n messages and bytes (a first message always fits).
+func (c *consumerConfig) batchOverflows(n, bytes, size int) bool {
+	return c.batchMaxBytes > 0 && n > 0 && bytes+size > c.batchMaxBytes
+}
+
 // add appends m to the pending batch; it reports whether the batch is full.
 func (b *batcher[T]) add(m inbound) bool {
 	if len(b.pending) == 0 {
 		b.first = time.Now()
 	}
 	b.pending = append(b.pending, m)
-	b.bytes += len(m.rec.Key) + len(m.rec.Value)
-	cfg := &b.s.c.cfg
-	return len(b.pending) >= cfg.batchMaxMessages || (cfg.batchMaxBytes > 0 && b.bytes >= cfg.batchMaxBytes)
+	b.bytes += m.size()
+	return b.s.c.cfg.batchFull(len(b.pending), b.bytes)
 }
 
 // overflows reports whether m would not fit the pending batch by bytes.
 func (b *batcher[T]) overflows(m inbound) bool {
-	limit := b.s.c.cfg.batchMaxBytes
-	return limit > 0 && len(b.pending) > 0 && b.bytes+len(m.rec.Key)+len(m.rec.Value) > limit
+	return b.s.c.cfg.batchOverflows(len(b.pending), b.bytes, m.size())
 }
 
 // flush processes the pending batch and releases the chunks it held. It

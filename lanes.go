@@ -58,14 +58,14 @@ func (ls *laneSet[T]) runBatches(ch <-chan inbound) {
 			first = m
 		}
 		batch = append(batch[:0], first)
-		bytes := len(first.rec.Key) + len(first.rec.Value)
+		bytes := first.size()
 		var timer *time.Timer
 		var linger <-chan time.Time
 		if cfg.batchLinger > 0 {
 			timer = time.NewTimer(cfg.batchLinger)
 			linger = timer.C
 		}
-		for !closed && len(batch) < cfg.batchMaxMessages && (cfg.batchMaxBytes == 0 || bytes < cfg.batchMaxBytes) {
+		for !closed && !cfg.batchFull(len(batch), bytes) {
 			var next inbound
 			var ok, got bool
 			select {
@@ -87,8 +87,8 @@ func (ls *laneSet[T]) runBatches(ch <-chan inbound) {
 				closed = true // handle what was gathered, then stop
 				break
 			}
-			size := len(next.rec.Key) + len(next.rec.Value)
-			if cfg.batchMaxBytes > 0 && bytes+size > cfg.batchMaxBytes {
+			size := next.size()
+			if cfg.batchOverflows(len(batch), bytes, size) {
 				carry = &next
 				break
 			}
