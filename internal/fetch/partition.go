@@ -196,9 +196,7 @@ func (p *Partition) SeekTo(offset int64) error {
 	if wasUnpositioned && p.place == needOffset {
 		f.attachLocked(p) // the offset lookup's answer would be dropped
 	}
-	if s := p.src.Load(); s != nil {
-		s.kick()
-	}
+	p.kickSource()
 	return nil
 }
 
