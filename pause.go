@@ -117,11 +117,12 @@ func (c *KafkaConsumer[T]) Seek(topic string, partition int, offset int64) error
 	tp := TopicPartition{topic, partition}
 	c.ctls.mu.Lock()
 	defer c.ctls.mu.Unlock()
-	if ps := c.ctls.started[tp]; ps != nil && !workerDone(ps) {
+	ps, assigning := c.ownerLocked(tp)
+	if ps != nil {
 		ps.ctl.requestSeek(offset)
 		return nil
 	}
-	if c.ctls.assigning[tp] { // the assigned hook runs before the partition starts
+	if assigning { // the assigned hook runs before the partition starts
 		if c.ctls.seeks == nil {
 			c.ctls.seeks = make(map[TopicPartition]int64)
 		}
@@ -169,13 +170,19 @@ func (c *KafkaConsumer[T]) SeekToTime(ctx context.Context, topic string, partiti
 // owns reports whether the partition is assigned to the consumer, or being
 // assigned (in the assigned hook).
 func (c *KafkaConsumer[T]) owns(topic string, partition int) bool {
-	tp := TopicPartition{topic, partition}
 	c.ctls.mu.Lock()
 	defer c.ctls.mu.Unlock()
+	ps, assigning := c.ownerLocked(TopicPartition{topic, partition})
+	return ps != nil || assigning
+}
+
+// ownerLocked returns the running worker of tp, if any, and whether tp is
+// being assigned (in the assigned hook). c.ctls.mu is held.
+func (c *KafkaConsumer[T]) ownerLocked(tp TopicPartition) (*partitionState, bool) {
 	if ps := c.ctls.started[tp]; ps != nil && !workerDone(ps) {
-		return true
+		return ps, false
 	}
-	return c.ctls.assigning[tp]
+	return nil, c.ctls.assigning[tp]
 }
 
 // wrapAssignedHook makes the assigned hook record which partitions it is
