@@ -208,9 +208,12 @@ func runBrokerRestart(s *sc) {
 		outs = append(outs, o)
 	}
 
-	// Outage 1: during synchronous produce (and consume).
+	// Outage 1: during synchronous produce (and consume). The broker stays
+	// down longer than the delivery timeout, so that a send made as it went
+	// down must fail (with 3 s down in -short, the whole outage, stop and
+	// start included, was 4.5 s in one CI run: every send waited it out).
 	s.sleep(s.dur(3*time.Second, 15*time.Second))
-	doOutage("SIGTERM", s.dur(3*time.Second, 10*time.Second))
+	doOutage("SIGTERM", max(s.dur(3*time.Second, 10*time.Second), deliveryTimeout+time.Second))
 	s.waitProducer(prod, 3*stream+90*time.Second)
 	s.logf("producer done")
 	// Outage 2: during consume only (the consumer works through a backlog).
