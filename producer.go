@@ -340,8 +340,18 @@ func (p *Producer[T]) lastError() error {
 // record is a message on its way: the engine's record (bytes) and the typed
 // message it came from.
 type record[T any] struct {
-	rec     produce.Record
-	msg     Message[T]
+	rec   produce.Record // topic, key, headers and time of the message
+	value T
+	// The fields of the sent message that rec does not carry, given back
+	// with it. The message is rebuilt when its outcome is reported rather
+	// than kept whole: copying a Message[T] into the record cost a write
+	// barrier per pointer on the sending goroutine, and the record was
+	// larger for the GC to scan.
+	raw       []byte
+	hwm       int64
+	tsType    TimestampType
+	tombstone bool
+
 	done    func(Message[T], error)
 	waiter  *waiter
 	err     error
@@ -349,10 +359,27 @@ type record[T any] struct {
 	started time.Time
 }
 
+// message is the message as sent, with its partition, offset and time.
+func (r *record[T]) message() Message[T] {
+	return Message[T]{
+		Topic:         r.rec.Topic,
+		Partition:     int(r.rec.Partition),
+		Offset:        r.rec.Offset,
+		Key:           r.rec.Key,
+		Value:         r.value,
+		Headers:       r.rec.Headers,
+		Time:          r.rec.Time,
+		TimestampType: r.tsType,
+		Tombstone:     r.tombstone,
+		HighWaterMark: r.hwm,
+		Raw:           r.raw,
+	}
+}
+
 func (r *record[T]) result() Result {
 	t := r.rec.LogAppendTime
 	if t.IsZero() {
-		t = r.msg.Time
+		t = r.rec.Time
 	}
 	return Result{Topic: r.rec.Topic, Partition: int(r.rec.Partition), Offset: r.rec.Offset, Time: t}
 }
@@ -390,20 +417,19 @@ func (p *Producer[T]) newRecord(ctx context.Context, msg Message[T]) (*record[T]
 		}
 	}
 	topic := p.topicOf(msg)
-	r := &record[T]{}
+	headers := msg.Headers
+	r := &record[T]{value: msg.Value, raw: msg.Raw, hwm: msg.HighWaterMark, tsType: msg.TimestampType, tombstone: msg.Tombstone}
 	if o := p.cfg.observer; o != nil {
 		r.started = time.Now()
-		r.obsCtx, msg.Headers = o.SendStarted(ctx, topic, msg.Headers)
+		r.obsCtx, headers = o.SendStarted(ctx, topic, headers)
 	}
 	// A zero Time is stamped by the engine when it buffers the record, and
-	// copied back into the message when its outcome is reported.
-	msg.Topic = topic
-	r.msg = msg
+	// given back with the message when its outcome is reported.
 	r.rec = produce.Record{
 		Topic:   topic,
 		Key:     msg.Key,
 		Value:   value,
-		Headers: msg.Headers,
+		Headers: headers,
 		Time:    msg.Time,
 		Offset:  -1,
 		Opaque:  r,
@@ -444,11 +470,6 @@ func (p *Producer[T]) complete(rec *produce.Record, err error) {
 	r := rec.Opaque.(*record[T])
 	err = authError(err)
 	r.err = err
-	r.msg.Partition = int(rec.Partition)
-	r.msg.Offset = rec.Offset
-	if r.msg.Time.IsZero() {
-		r.msg.Time = rec.Time
-	}
 	if o := p.cfg.observer; o != nil && r.obsCtx != nil {
 		o.SendFinished(r.obsCtx, rec.Topic, int(rec.Partition), rec.Offset, time.Since(r.started), err)
 	}
@@ -462,7 +483,7 @@ func (p *Producer[T]) complete(rec *produce.Record, err error) {
 	case r.waiter != nil:
 		r.waiter.finish()
 	case r.done != nil:
-		r.done(r.msg, err)
+		r.done(r.message(), err)
 	case err != nil:
 		p.log.Error("message not delivered", zap.String("to", rec.Topic), zap.Int32("partition", rec.Partition), zap.Error(err))
 	}

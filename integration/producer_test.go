@@ -144,6 +144,41 @@ func TestSendAsyncCallbacksAndFlush(t *testing.T) {
 	mu.Unlock()
 }
 
+// A delivery callback gets each message as it was sent, every field kept,
+// with its partition and offset filled in: the producer keeps only what it
+// needs while the message is buffered and rebuilds it for the callback.
+func TestDeliveryCallbackGetsTheMessageAsSent(t *testing.T) {
+	topic := cluster.NewTopic(t, 1)
+	p := newProducer(t, topic)
+	sent := []mq.Message[ChatMessage]{{
+		Key:           []byte("k"),
+		Value:         ChatMessage{ID: 7, Body: "hi"},
+		Headers:       []mq.Header{{Key: "h", Value: []byte("v")}},
+		Time:          time.UnixMilli(1_764_000_000_000),
+		TimestampType: mq.TimestampLogAppendTime, // meaningless here, but the caller's
+		HighWaterMark: 42,
+		Raw:           []byte("raw"),
+	}, {
+		Key:       []byte("gone"),
+		Tombstone: true,
+		Time:      time.UnixMilli(1_764_000_000_001),
+	}}
+	got := make(chan mq.Message[ChatMessage], len(sent))
+	for _, m := range sent {
+		require.NoError(t, p.SendAsync(ctxT(t), m, func(m mq.Message[ChatMessage], err error) {
+			assert.NoError(t, err)
+			got <- m
+		}))
+	}
+	require.NoError(t, p.Flush(ctxT(t)))
+	for i, want := range sent {
+		m := <-got
+		assert.GreaterOrEqual(t, m.Offset, int64(0))
+		want.Topic, want.Partition, want.Offset = topic, 0, m.Offset
+		assert.Equal(t, want, m, "message %d", i)
+	}
+}
+
 // When the broker is gone, every buffered message still reports (an error)
 // exactly once, and Close says how many were not delivered.
 func TestCloseReportsUndelivered(t *testing.T) {
