@@ -162,15 +162,22 @@ func (p *Producer[T]) Topic() string { return p.topic }
 // Send blocks while the buffer is full ([WithMaxBufferedRecords]). After
 // Close it returns [ErrClosed].
 func (p *Producer[T]) Send(ctx context.Context, key []byte, value T, headers ...Header) (Result, error) {
-	return p.SendMessage(ctx, Message[T]{Key: key, Value: value, Headers: headers})
+	msg := Message[T]{Key: key, Value: value, Headers: headers}
+	return p.sendMessage(ctx, &msg)
 }
 
 // SendMessage is [Producer.Send] for a whole message: key, value (or a
 // tombstone), headers, time, topic (empty: the producer's) and, with
 // [WithManualPartitioning], partition. Its Offset is ignored.
 func (p *Producer[T]) SendMessage(ctx context.Context, msg Message[T]) (Result, error) {
+	return p.sendMessage(ctx, &msg)
+}
+
+// sendMessage is SendMessage; the message is passed by reference down to
+// newRecord, not copied at each call.
+func (p *Producer[T]) sendMessage(ctx context.Context, msg *Message[T]) (Result, error) {
 	if p.cfg.async {
-		if err := p.SendAsync(ctx, msg, nil); err != nil {
+		if err := p.sendAsync(ctx, msg, nil); err != nil {
 			return Result{}, err
 		}
 		return Result{Topic: p.topicOf(msg), Partition: -1, Offset: -1}, nil
@@ -206,7 +213,7 @@ func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]R
 	}
 	recs := make([]*record[T], len(msgs))
 	for i := range msgs {
-		r, err := p.newRecord(ctx, msgs[i])
+		r, err := p.newRecord(ctx, &msgs[i])
 		if err != nil {
 			for _, prev := range recs[:i] {
 				p.abandon(prev, err)
@@ -278,6 +285,10 @@ func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]R
 // done runs on a goroutine of the producer (the sender of the partition's
 // broker): keep it fast and do not call blocking sends from it.
 func (p *Producer[T]) SendAsync(ctx context.Context, msg Message[T], done func(Message[T], error)) error {
+	return p.sendAsync(ctx, &msg, done)
+}
+
+func (p *Producer[T]) sendAsync(ctx context.Context, msg *Message[T], done func(Message[T], error)) error {
 	r, err := p.newRecord(ctx, msg)
 	if err != nil {
 		return err
@@ -342,38 +353,42 @@ func (p *Producer[T]) lastError() error {
 type record[T any] struct {
 	rec   produce.Record // topic, key, headers and time of the message
 	value T
-	// The fields of the sent message that rec does not carry, given back
-	// with it. The message is rebuilt when its outcome is reported rather
-	// than kept whole: copying a Message[T] into the record cost a write
-	// barrier per pointer on the sending goroutine, and the record was
-	// larger for the GC to scan.
+	// The message is rebuilt when its outcome is reported rather than kept
+	// whole: copying a Message[T] into the record cost a write barrier per
+	// pointer on the sending goroutine, and the record was larger for the
+	// GC to scan.
+	done   func(Message[T], error)
+	waiter *waiter
+	err    error
+	rare   *rareFields // nil for most messages
+}
+
+// rareFields are what few records have: an observer's context, and the
+// fields of a sent message that the producer does not use but gives back.
+type rareFields struct {
+	obsCtx    context.Context // set only with an observer
+	started   time.Time
 	raw       []byte
 	hwm       int64
 	tsType    TimestampType
 	tombstone bool
-
-	done    func(Message[T], error)
-	waiter  *waiter
-	err     error
-	obsCtx  context.Context // set only with an observer
-	started time.Time
 }
 
 // message is the message as sent, with its partition, offset and time.
 func (r *record[T]) message() Message[T] {
-	return Message[T]{
-		Topic:         r.rec.Topic,
-		Partition:     int(r.rec.Partition),
-		Offset:        r.rec.Offset,
-		Key:           r.rec.Key,
-		Value:         r.value,
-		Headers:       r.rec.Headers,
-		Time:          r.rec.Time,
-		TimestampType: r.tsType,
-		Tombstone:     r.tombstone,
-		HighWaterMark: r.hwm,
-		Raw:           r.raw,
+	m := Message[T]{
+		Topic:     r.rec.Topic,
+		Partition: int(r.rec.Partition),
+		Offset:    r.rec.Offset,
+		Key:       r.rec.Key,
+		Value:     r.value,
+		Headers:   r.rec.Headers,
+		Time:      r.rec.Time,
 	}
+	if x := r.rare; x != nil {
+		m.TimestampType, m.Tombstone, m.HighWaterMark, m.Raw = x.tsType, x.tombstone, x.hwm, x.raw
+	}
+	return m
 }
 
 func (r *record[T]) result() Result {
@@ -401,14 +416,14 @@ func (w *waiter) finish() {
 	}
 }
 
-func (p *Producer[T]) topicOf(msg Message[T]) string {
+func (p *Producer[T]) topicOf(msg *Message[T]) string {
 	if msg.Topic != "" {
 		return msg.Topic
 	}
 	return p.topic
 }
 
-func (p *Producer[T]) newRecord(ctx context.Context, msg Message[T]) (*record[T], error) {
+func (p *Producer[T]) newRecord(ctx context.Context, msg *Message[T]) (*record[T], error) {
 	var value []byte
 	if !msg.Tombstone {
 		var err error
@@ -418,10 +433,16 @@ func (p *Producer[T]) newRecord(ctx context.Context, msg Message[T]) (*record[T]
 	}
 	topic := p.topicOf(msg)
 	headers := msg.Headers
-	r := &record[T]{value: msg.Value, raw: msg.Raw, hwm: msg.HighWaterMark, tsType: msg.TimestampType, tombstone: msg.Tombstone}
+	r := &record[T]{value: msg.Value}
+	if msg.Raw != nil || msg.HighWaterMark != 0 || msg.TimestampType != 0 || msg.Tombstone {
+		r.rare = &rareFields{raw: msg.Raw, hwm: msg.HighWaterMark, tsType: msg.TimestampType, tombstone: msg.Tombstone}
+	}
 	if o := p.cfg.observer; o != nil {
-		r.started = time.Now()
-		r.obsCtx, headers = o.SendStarted(ctx, topic, headers)
+		if r.rare == nil {
+			r.rare = &rareFields{}
+		}
+		r.rare.started = time.Now()
+		r.rare.obsCtx, headers = o.SendStarted(ctx, topic, headers)
 	}
 	// A zero Time is stamped by the engine when it buffers the record, and
 	// given back with the message when its outcome is reported.
@@ -455,8 +476,8 @@ func (p *Producer[T]) enqueue(ctx context.Context, r *record[T], urgent bool) er
 
 // abandon tells the observer about a record that never entered the buffer.
 func (p *Producer[T]) abandon(r *record[T], err error) {
-	if o := p.cfg.observer; o != nil && r.obsCtx != nil {
-		o.SendFinished(r.obsCtx, r.rec.Topic, -1, -1, time.Since(r.started), err)
+	if o := p.cfg.observer; o != nil && r.rare != nil && r.rare.obsCtx != nil {
+		o.SendFinished(r.rare.obsCtx, r.rec.Topic, -1, -1, time.Since(r.rare.started), err)
 	}
 }
 
@@ -470,8 +491,8 @@ func (p *Producer[T]) complete(rec *produce.Record, err error) {
 	r := rec.Opaque.(*record[T])
 	err = authError(err)
 	r.err = err
-	if o := p.cfg.observer; o != nil && r.obsCtx != nil {
-		o.SendFinished(r.obsCtx, rec.Topic, int(rec.Partition), rec.Offset, time.Since(r.started), err)
+	if o := p.cfg.observer; o != nil && r.rare != nil && r.rare.obsCtx != nil {
+		o.SendFinished(r.rare.obsCtx, rec.Topic, int(rec.Partition), rec.Offset, time.Since(r.rare.started), err)
 	}
 	if err == nil {
 		p.delivered.Add(1)
