@@ -348,15 +348,15 @@ func (p *Producer[T]) lastError() error {
 
 // ----- records -----
 
-// record is a message on its way: the engine's record (bytes) and the typed
-// message it came from.
+// record is a message on its way: the engine's record (bytes, and the
+// message's topic, key, headers and time) and the typed value it came from.
+// The message is rebuilt when its outcome is reported rather than kept
+// whole: copying a Message[T] into the record cost a write barrier per
+// pointer on the sending goroutine, and made the record larger for the GC
+// to scan (576 bytes against 384 for the benchmark's event).
 type record[T any] struct {
-	rec   produce.Record // topic, key, headers and time of the message
-	value T
-	// The message is rebuilt when its outcome is reported rather than kept
-	// whole: copying a Message[T] into the record cost a write barrier per
-	// pointer on the sending goroutine, and the record was larger for the
-	// GC to scan.
+	rec    produce.Record
+	value  T
 	done   func(Message[T], error)
 	waiter *waiter
 	err    error
