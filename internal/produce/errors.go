@@ -55,7 +55,14 @@ func classify(code int16, records int, idempotent bool) (o outcome, ambiguous, r
 			return outcomeSequence, false, false
 		}
 		return outcomeFail, false, false
-	case kafka.NotLeaderForPartition, kafka.LeaderNotAvailable, kafka.UnknownTopicOrPartition,
+	case kafka.NotLeaderForPartition:
+		// Also the answer (acks=all) of a leader that appended the batch
+		// and lost its leadership before the batch was replicated: the
+		// batch may be in the log (KIP-98's ambiguity; the chaos suite's
+		// broker restart found it), so its sequence numbers are never
+		// given back.
+		return outcomeRetry, true, true
+	case kafka.LeaderNotAvailable, kafka.UnknownTopicOrPartition,
 		kafka.FencedLeaderEpoch, kafka.UnknownLeaderEpoch, kafka.KafkaStorageError,
 		kafka.ReplicaNotAvailable, kafka.BrokerNotAvailable, kafka.NotController:
 		return outcomeRetry, false, true

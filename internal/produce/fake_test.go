@@ -34,6 +34,9 @@ type fakeCluster struct {
 	// before may answer a partition's batch with an error code instead of
 	// appending it (ok false: append as usual).
 	before func(r *wiretest.Request, tp partitionKey, b *fakeBatch) (code int16, ok bool)
+	// after may answer a partition's batch with an error code after
+	// appending it (0: as usual).
+	after func(r *wiretest.Request, tp partitionKey, b *fakeBatch) int16
 	// respond may change a produce request's response after the appends
 	// (drop it, hold it back).
 	respond func(r *wiretest.Request, res wiretest.Response) wiretest.Response
@@ -85,6 +88,12 @@ func (f *fakeCluster) setBefore(fn func(r *wiretest.Request, tp partitionKey, b 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.before = fn
+}
+
+func (f *fakeCluster) setAfter(fn func(r *wiretest.Request, tp partitionKey, b *fakeBatch) int16) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.after = fn
 }
 
 func (f *fakeCluster) setRespond(fn func(r *wiretest.Request, res wiretest.Response) wiretest.Response) {
@@ -191,6 +200,11 @@ func (f *fakeCluster) append(r *wiretest.Request, tp partitionKey, rs protocol.R
 	rp.BaseOffset = int64(len(l.records))
 	l.records = append(l.records, b.recs...)
 	l.batches++
+	if f.after != nil {
+		if code := f.after(r, tp, b); code != 0 {
+			rp.ErrorCode, rp.BaseOffset = code, -1
+		}
+	}
 	return rp
 }
 
