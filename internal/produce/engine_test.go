@@ -769,48 +769,53 @@ func TestExpiredBatchGapRestartsChain(t *testing.T) {
 	assert.Equal(t, 2, f.Count(-1, protocol.InitProducerId), "the chain restarted under a fresh producer ID")
 }
 
-// A leader that appends a batch and loses its leadership before the batch
-// is replicated answers NOT_LEADER_OR_FOLLOWER (acks=all): the batch may be
-// in the log. If it then expires, its sequence numbers must not be reused:
-// a later batch under the same sequence would be taken for its duplicate
-// and acknowledged without being written (a loss the chaos suite's broker
+// A leader that appends a batch and loses the partition before the batch
+// is replicated answers NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR or
+// UNKNOWN_TOPIC_OR_PARTITION (acks=all): the batch may be in the log. If it
+// then expires, its sequence numbers must not be reused: a later batch
+// under the same sequence would be taken for its duplicate and
+// acknowledged without being written (a loss the chaos suite's broker
 // restart found).
-func TestNotLeaderAfterAppendNeverGivesSequenceBack(t *testing.T) {
-	f := newFakeCluster(t, 1)
-	f.CreateTopic("t", 1)
-	f.setAfter(func(_ *wiretest.Request, _ partitionKey, b *fakeBatch) int16 {
-		if string(b.recs[0].key) == "appended" {
-			return int16(kafka.NotLeaderForPartition)
-		}
-		return 0
-	})
-	o := newOutcomes()
-	e := newEngine(t, f, o, func(c *Config) {
-		c.DeliveryTimeout = 300 * time.Millisecond
-		c.RetryBackoff, c.MaxRetryBackoff = time.Second, time.Second // it expires before any retry
-	})
-	appended := &Record{Topic: "t", Key: []byte("appended")}
-	require.NoError(t, e.Produce(context.Background(), appended, true))
-	o.wait(t, []*Record{appended})
-	_, err := o.reported(appended)
-	require.ErrorContains(t, err, "may have been written")
-	require.Eventually(t, func() bool { // the partition's backoff is over: the next record leaves at once
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		return time.Now().After(e.topics["t"].parts[0].retryAt)
-	}, 5*time.Second, 10*time.Millisecond)
+func TestErrorAfterAppendNeverGivesSequenceBack(t *testing.T) {
+	for _, code := range []kafka.Error{kafka.NotLeaderForPartition, kafka.KafkaStorageError, kafka.UnknownTopicOrPartition} {
+		t.Run(code.Title(), func(t *testing.T) {
+			f := newFakeCluster(t, 1)
+			f.CreateTopic("t", 1)
+			f.setAfter(func(_ *wiretest.Request, _ partitionKey, b *fakeBatch) int16 {
+				if string(b.recs[0].key) == "appended" {
+					return int16(code)
+				}
+				return 0
+			})
+			o := newOutcomes()
+			e := newEngine(t, f, o, func(c *Config) {
+				c.DeliveryTimeout = 300 * time.Millisecond
+				c.RetryBackoff, c.MaxRetryBackoff = time.Second, time.Second // it expires before any retry
+			})
+			appended := &Record{Topic: "t", Key: []byte("appended")}
+			require.NoError(t, e.Produce(context.Background(), appended, true))
+			o.wait(t, []*Record{appended})
+			_, err := o.reported(appended)
+			require.ErrorContains(t, err, "may have been written")
+			require.Eventually(t, func() bool { // the partition's backoff is over: the next record leaves at once
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				return time.Now().After(e.topics["t"].parts[0].retryAt)
+			}, 5*time.Second, 10*time.Millisecond)
 
-	after := &Record{Topic: "t", Key: []byte("after")}
-	require.NoError(t, e.Produce(context.Background(), after, true))
-	o.wait(t, []*Record{after})
-	_, err = o.reported(after)
-	require.NoError(t, err)
-	var keys []string
-	for _, r := range f.log("t", 0) {
-		keys = append(keys, string(r.key))
+			after := &Record{Topic: "t", Key: []byte("after")}
+			require.NoError(t, e.Produce(context.Background(), after, true))
+			o.wait(t, []*Record{after})
+			_, err = o.reported(after)
+			require.NoError(t, err)
+			var keys []string
+			for _, r := range f.log("t", 0) {
+				keys = append(keys, string(r.key))
+			}
+			require.Equal(t, []string{"appended", "after"}, keys, "an acknowledged record must be in the log")
+			assert.EqualValues(t, 1, after.Offset)
+		})
 	}
-	require.Equal(t, []string{"appended", "after"}, keys, "an acknowledged record must be in the log")
-	assert.EqualValues(t, 1, after.Offset)
 }
 
 // Close gives up on a batch in flight at its timeout: the record fails with

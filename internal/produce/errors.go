@@ -55,15 +55,16 @@ func classify(code int16, records int, idempotent bool) (o outcome, ambiguous, r
 			return outcomeSequence, false, false
 		}
 		return outcomeFail, false, false
-	case kafka.NotLeaderForPartition:
-		// Also the answer (acks=all) of a leader that appended the batch
-		// and lost its leadership before the batch was replicated: the
-		// batch may be in the log (KIP-98's ambiguity; the chaos suite's
-		// broker restart found it), so its sequence numbers are never
-		// given back.
+	case kafka.NotLeaderForPartition, kafka.KafkaStorageError, kafka.UnknownTopicOrPartition:
+		// Before an append, the partition is led elsewhere, offline or not
+		// here. With acks=all, also the answer of a leader that appended
+		// the batch and then lost the partition before the batch was
+		// replicated (Kafka's DelayedProduce): the batch may be in the
+		// log, so its sequence numbers are never given back (the chaos
+		// suite's broker restart found a record acknowledged as the
+		// duplicate of such a batch, and never written).
 		return outcomeRetry, true, true
-	case kafka.LeaderNotAvailable, kafka.UnknownTopicOrPartition,
-		kafka.FencedLeaderEpoch, kafka.UnknownLeaderEpoch, kafka.KafkaStorageError,
+	case kafka.LeaderNotAvailable, kafka.FencedLeaderEpoch, kafka.UnknownLeaderEpoch,
 		kafka.ReplicaNotAvailable, kafka.BrokerNotAvailable, kafka.NotController:
 		return outcomeRetry, false, true
 	case kafka.RequestTimedOut, kafka.NotEnoughReplicasAfterAppend, kafka.NetworkException:
