@@ -151,7 +151,8 @@ func (e *BatchError) Unwrap() []error {
 
 // UndeliveredError is returned by [Producer.Close] and [Producer.Flush] when
 // messages could not be delivered. Every such message was also reported to its
-// callback.
+// caller or callback, or, for an asynchronous send without a delivery handler,
+// logged.
 type UndeliveredError struct {
 	// Count is the number of messages that failed.
 	Count int

@@ -54,6 +54,15 @@ type Producer[T any] struct {
 	failed    atomic.Int64
 	lastErr   atomic.Pointer[errBox]
 
+	// failMu orders failures against Flush and Close, which count them:
+	// failed is added to under it, unheard counts the failures that no
+	// caller or callback was told about (asynchronous sends without a
+	// delivery handler: only logged), and heard how many of those a Flush
+	// or Close has counted.
+	failMu  sync.Mutex
+	unheard int64
+	heard   int64
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -303,28 +312,29 @@ func (p *Producer[T]) sendAsync(ctx context.Context, msg *Message[T], done func(
 // Flush sends every buffered message without waiting for batch timeouts and
 // waits until the messages buffered before the call have an outcome (their
 // callbacks have returned), or ctx ends. Messages sent meanwhile by other
-// goroutines are not waited for. It returns an [*UndeliveredError] when
-// messages failed meanwhile.
+// goroutines are not waited for. It returns an [*UndeliveredError] counting
+// the messages that failed meanwhile and those that failed earlier without
+// anyone being told (asynchronous sends without a delivery handler, see
+// [WithAsync]) and that no earlier Flush or Close counted.
 func (p *Producer[T]) Flush(ctx context.Context) error {
-	before := p.failed.Load()
+	c := p.startCount()
 	if err := p.engine.Flush(ctx); err != nil {
 		return err
 	}
-	if n := p.failed.Load() - before; n > 0 {
-		return &UndeliveredError{Count: int(n), Last: p.lastError()}
-	}
-	return nil
+	return p.undelivered(c)
 }
 
 // Close stops accepting messages (later sends return [ErrClosed]), delivers
 // what is buffered within the close timeout ([WithCloseTimeout]; retries keep
 // their backoff), fails what is left with [ErrClosed], and releases
 // connections. It returns an [*UndeliveredError] counting every message that
-// failed while closing; each was also reported to its caller or callback.
-// Close is idempotent.
+// failed while closing (each was also reported to its caller or callback),
+// and those that failed earlier without anyone being told (asynchronous
+// sends without a delivery handler) and that no Flush counted. Close is
+// idempotent.
 func (p *Producer[T]) Close() error {
 	p.closeOnce.Do(func() {
-		before := p.failed.Load()
+		c := p.startCount()
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.closeTimeout)
 		err := p.engine.Close(ctx)
 		cancel()
@@ -332,11 +342,37 @@ func (p *Producer[T]) Close() error {
 			p.log.Warn("close timeout: failed undelivered messages", zap.Duration("timeout", p.cfg.closeTimeout))
 		}
 		_ = p.pool.Close()
-		if n := p.failed.Load() - before; n > 0 {
-			p.closeErr = &UndeliveredError{Count: int(n), Last: p.lastError()}
-		}
+		p.closeErr = p.undelivered(c)
 	})
 	return p.closeErr
+}
+
+// failCount is where a Flush or Close starts counting failures: the
+// failures so far, and how many of them nobody was told about.
+type failCount struct {
+	failed, unheard int64
+}
+
+func (p *Producer[T]) startCount() failCount {
+	p.failMu.Lock()
+	defer p.failMu.Unlock()
+	return failCount{failed: p.failed.Load(), unheard: p.unheard}
+}
+
+// undelivered returns the error of a Flush or Close that started counting
+// at c and waited successfully, or nil if nothing failed: the failures
+// since c, and those before c that nobody was told about and no Flush or
+// Close counted yet. A Flush that ends with its context's error counts
+// nothing, so what it would have counted is left to the next.
+func (p *Producer[T]) undelivered(c failCount) error {
+	p.failMu.Lock()
+	n := p.failed.Load() - c.failed + max(0, c.unheard-p.heard)
+	p.heard = max(p.heard, p.unheard) // those since c are in failed's count
+	p.failMu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return &UndeliveredError{Count: int(n), Last: p.lastError()}
 }
 
 func (p *Producer[T]) lastError() error {
@@ -497,8 +533,13 @@ func (p *Producer[T]) complete(rec *produce.Record, err error) {
 	if err == nil {
 		p.delivered.Add(1)
 	} else {
+		p.failMu.Lock()
 		p.failed.Add(1)
 		p.lastErr.Store(&errBox{err})
+		if r.waiter == nil && r.done == nil {
+			p.unheard++
+		}
+		p.failMu.Unlock()
 	}
 	switch {
 	case r.waiter != nil:

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,6 +215,54 @@ func TestCloseReportsUndelivered(t *testing.T) {
 	for id, c := range reports {
 		assert.Equal(t, 1, c, "message %d", id)
 	}
+}
+
+// Asynchronous sends without a delivery handler tell nobody of a failure
+// but the log: Flush and Close count such failures even when they happened
+// before the call, each once. With a handler, which was told, they count
+// only what fails while they wait.
+func TestUnheardFailuresAreCountedByFlushAndClose(t *testing.T) {
+	missing := func() string { return "missing-" + strconv.FormatInt(time.Now().UnixNano(), 36) }
+	sendThree := func(t *testing.T, p *mq.Producer[ChatMessage]) {
+		for i := 0; i < 3; i++ {
+			_, err := p.Send(ctxT(t), nil, ChatMessage{ID: i})
+			require.NoError(t, err, "buffered")
+		}
+		require.Eventually(t, func() bool { return p.Stats().Failed == 3 }, 15*time.Second, 5*time.Millisecond)
+	}
+	requireUndelivered := func(t *testing.T, err error, n int) {
+		t.Helper()
+		var uerr *mq.UndeliveredError
+		require.ErrorAs(t, err, &uerr)
+		assert.Equal(t, n, uerr.Count)
+		assert.ErrorIs(t, err, kafka.UnknownTopicOrPartition, "the last error is the broker's")
+	}
+
+	t.Run("Close", func(t *testing.T) {
+		p := newProducer(t, missing(), mq.WithAsync(true), mq.WithDeliveryTimeout(2*time.Second))
+		sendThree(t, p)
+		requireUndelivered(t, p.Close(), 3)
+	})
+	t.Run("Flush, then Close", func(t *testing.T) {
+		p := newProducer(t, missing(), mq.WithAsync(true), mq.WithDeliveryTimeout(2*time.Second))
+		sendThree(t, p)
+		requireUndelivered(t, p.Flush(ctxT(t)), 3)
+		assert.NoError(t, p.Flush(ctxT(t)), "counted once")
+		assert.NoError(t, p.Close(), "counted by Flush")
+	})
+	t.Run("with a delivery handler", func(t *testing.T) {
+		var told atomic.Int64
+		p := newProducer(t, missing(), mq.WithAsync(true), mq.WithDeliveryTimeout(2*time.Second),
+			mq.WithDeliveryHandler(func(_ mq.Message[ChatMessage], err error) {
+				if err != nil {
+					told.Add(1)
+				}
+			}))
+		sendThree(t, p)
+		assert.NoError(t, p.Flush(ctxT(t)), "the handler was told")
+		assert.Equal(t, int64(3), told.Load(), "Flush returns once the callbacks have")
+		assert.NoError(t, p.Close(), "the handler was told")
+	})
 }
 
 // A send to a topic that does not exist fails with a clear error, not a hang.
