@@ -13,6 +13,8 @@ import (
 	"github.com/mqkit/mq"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // countingObserver records what an Observer is told.
@@ -220,5 +222,29 @@ func TestStatsSettledWhenSyncSendReturns(t *testing.T) {
 		produceChat(t, p, i*per, (i+1)*per)
 		st := p.Stats()
 		require.Equal(t, mq.ProducerStats{Sent: int64((i + 1) * per), Delivered: int64((i + 1) * per)}, st, "after send %d", i)
+	}
+}
+
+// Every log of a consumer names its group once: the group member's own
+// logs added the field again ("joined the group" had "group" twice).
+func TestConsumerLogsNameTheGroupOnce(t *testing.T) {
+	topic := cluster.NewTopic(t, 1)
+	core, logs := observer.New(zap.DebugLevel)
+	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, "g-"+topic,
+		fastConsumer(t, mq.WithLogger(zap.New(core)))...)
+	require.NoError(t, err)
+	require.NoError(t, c.RegisterHandlerFunc(func(context.Context, mq.Message[ChatMessage]) error { return nil }))
+	r := start(c)
+	require.Eventually(t, func() bool { return logs.FilterMessage("joined the group").Len() > 0 }, 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.stop(t))
+	require.NotZero(t, logs.Len())
+	for _, e := range logs.All() {
+		n := 0
+		for _, f := range e.Context {
+			if f.Key == "group" {
+				n++
+			}
+		}
+		assert.Equal(t, 1, n, "%q has %d group fields", e.Message, n)
 	}
 }

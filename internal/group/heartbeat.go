@@ -48,7 +48,7 @@ func (m *Membership) heartbeatLoop() {
 			continue
 		}
 		if err := m.heartbeat(ctx, gen, id); err != nil && ctx.Err() == nil {
-			m.log.Debug("heartbeat", zap.String("group", m.cfg.Group), zap.Int32("generation", gen.ID), zap.Error(err))
+			m.log.Debug("heartbeat", zap.Int32("generation", gen.ID), zap.Error(err))
 		}
 		if gen.Leader && gen.Err() == nil && time.Since(lastWatch) >= m.cfg.WatchInterval {
 			lastWatch = time.Now()
@@ -110,7 +110,7 @@ func (m *Membership) watch(ctx context.Context, gen *Generation) {
 	}
 	for t, n := range gen.counts {
 		if counts[t] != n {
-			m.log.Info("partition count changed: rebalancing", zap.String("group", m.cfg.Group),
+			m.log.Info("partition count changed: rebalancing",
 				zap.String("topic", t), zap.Int32("was", n), zap.Int32("now", counts[t]))
 			gen.end(fmt.Errorf("%w: topic %q has %d partitions, assigned with %d", ErrRebalance, t, counts[t], n))
 			return

@@ -81,7 +81,7 @@ func (m *Membership) Join(ctx context.Context, owned []TopicPartition, ownedGen 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		m.log.Debug("rejoining the group", zap.String("group", m.cfg.Group), zap.Error(err))
+		m.log.Debug("rejoining the group", zap.Error(err))
 	}
 }
 
@@ -197,7 +197,7 @@ func (m *Membership) joinOnce(ctx context.Context, owned []TopicPartition, owned
 		gen.Assigned = a.Partitions
 	}
 	gen.ctx, gen.cancel = context.WithCancelCause(context.Background())
-	m.log.Info("joined the group", zap.String("group", m.cfg.Group), zap.Int32("generation", gen.ID),
+	m.log.Info("joined the group", zap.Int32("generation", gen.ID),
 		zap.String("member", gen.MemberID), zap.String("protocol", gen.Protocol), zap.Bool("leader", gen.Leader),
 		zap.Int("partitions", len(gen.Assigned)))
 	return gen, nil

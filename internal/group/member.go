@@ -43,7 +43,8 @@ type Config struct {
 	// WatchInterval is how often the leader checks the partition counts of
 	// the group's topics and rejoins when they changed (default 5s).
 	WatchInterval time.Duration
-	// Logger receives the member's logs (nil: none).
+	// Logger receives the member's logs (nil: none). They do not name the
+	// group: the consumer's logger does, for all of its logs.
 	Logger *zap.Logger
 }
 
