@@ -117,11 +117,19 @@ func (j *javaMember) stop(t *testing.T) error {
 // leaves and mq takes over at its committed offsets.
 func TestInteropGroupWithJavaMember(t *testing.T) {
 	requireRealBroker(t)
-	for _, strategy := range []string{"range", "roundrobin", "cooperative-sticky"} {
+	// "consumer": the Java member is on the new protocol (KIP-848) and mq's
+	// classic member runs inside the consumer group the broker makes of it.
+	for _, strategy := range []string{"range", "roundrobin", "cooperative-sticky", "consumer"} {
 		for _, javaLeads := range []bool{false, true} {
 			name := strategy + "/mq-leads"
 			if javaLeads {
 				name = strategy + "/java-leads"
+			}
+			if strategy == "consumer" { // the broker assigns: nobody leads
+				name = "consumer-protocol/mq-first"
+				if javaLeads {
+					name = "consumer-protocol/java-first"
+				}
 			}
 			t.Run(name, func(t *testing.T) { interopGroup(t, strategy, javaLeads) })
 		}
@@ -135,8 +143,11 @@ func interopGroup(t *testing.T, strategy string, javaLeads bool) {
 	p := newProducer(t, topic)
 	produceChat(t, p, 0, batch)
 	rec := newRecorder()
-	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group,
-		fastConsumer(t, mq.WithGroupProtocol(mq.GroupProtocol(strategy)))...)
+	opts := fastConsumer(t)
+	if strategy != "consumer" {
+		opts = append(opts, mq.WithGroupProtocol(mq.GroupProtocol(strategy)))
+	}
+	c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, opts...)
 	require.NoError(t, err)
 	require.NoError(t, c.RegisterHandler(rec))
 

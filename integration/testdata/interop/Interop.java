@@ -42,7 +42,9 @@
 //   group <bootstrap> <topic> <group> <strategy>
 //       A KafkaConsumer (classic group protocol) in consumer group <group>
 //       with partition.assignment.strategy <strategy> (range, roundrobin or
-//       cooperative-sticky), session timeout 6 s, heartbeat 500 ms, no auto
+//       cooperative-sticky), session timeout 6 s, heartbeat 500 ms; or, for
+//       <strategy> "consumer", one on the new protocol (group.protocol=consumer,
+//       KIP-848: the broker assigns, its timeouts apply). No auto
 //       commit, subscribed to <topic>, reading from the earliest offset. It
 //       polls (200 ms) and commits synchronously after each poll that
 //       returned records, and in onPartitionsRevoked, until its standard
@@ -151,7 +153,7 @@ public final class Interop {
         System.err.println("       Interop consume <bootstrap> <topic> <count>");
         System.err.println("       Interop transactions <bootstrap> <topic> <count> <per>");
         System.err.println("       Interop partition <bootstrap> <topic> <key>|hex:<hex>...");
-        System.err.println("       Interop group <bootstrap> <topic> <group> range|roundrobin|cooperative-sticky");
+        System.err.println("       Interop group <bootstrap> <topic> <group> range|roundrobin|cooperative-sticky|consumer");
         return 2;
     }
 
@@ -416,6 +418,9 @@ public final class Interop {
             case "cooperative-sticky":
                 cls = org.apache.kafka.clients.consumer.CooperativeStickyAssignor.class.getName();
                 break;
+            case "consumer":
+                cls = null; // the new protocol: the broker assigns
+                break;
             default:
                 throw new IllegalArgumentException("unknown strategy " + strategy);
         }
@@ -423,10 +428,14 @@ public final class Interop {
         c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         c.put(ConsumerConfig.CLIENT_ID_CONFIG, "mq-interop-java-group");
         c.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
-        c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
-        c.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, cls);
-        c.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
-        c.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
+        if (cls == null) {
+            c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+        } else {
+            c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+            c.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, cls);
+            c.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
+            c.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
+        }
         c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
