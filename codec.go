@@ -2,8 +2,10 @@ package mq
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"fmt"
+	"reflect"
 )
 
 // Codec turns values of type T into message bytes and back. Implementations
@@ -30,6 +32,39 @@ type JSONCodec[T any] struct {
 func (JSONCodec[T]) Encode(v T) ([]byte, error) {
 	return json.Marshal(v)
 }
+
+// jsonThroughPointer reports whether json.Marshal gives the same bytes for a
+// pointer to a value of type t as for the value itself, so that a producer
+// may marshal the copy its record already holds instead of boxing the value
+// (an allocation and a copy per message). It does unless a pointer-receiver
+// MarshalJSON or MarshalText method is in reach: encoding/json calls those
+// only on addressable values, and the value behind a pointer is addressable,
+// along its struct fields and array elements. Values behind pointers,
+// slices, maps and interfaces are addressable either way, or neither.
+func jsonThroughPointer(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	for _, m := range [...]reflect.Type{jsonMarshalerType, textMarshalerType} {
+		if pt.Implements(m) && !t.Implements(m) {
+			return false
+		}
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !jsonThroughPointer(t.Field(i).Type) {
+				return false
+			}
+		}
+	case reflect.Array:
+		return jsonThroughPointer(t.Elem())
+	}
+	return true
+}
+
+var (
+	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
 
 // Decode implements [Codec]. An empty or null payload is an error: it never
 // silently becomes a zero value.

@@ -2,8 +2,10 @@ package mq
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,6 +42,7 @@ type Producer[T any] struct {
 	cfg        producerConfig
 	topic      string
 	codec      Codec[T]
+	jsonPtr    bool // encode with json.Marshal(&record.value), see jsonThroughPointer
 	log        *zap.Logger
 	engine     *produce.Engine
 	pool       *wire.Pool
@@ -108,6 +111,9 @@ func NewProducer[T any](brokers []string, topic string, opts ...ProducerOption) 
 		codec:      codec,
 		log:        logger(cfg.logger).With(zap.String("topic", topic)),
 		onDelivery: onDelivery,
+	}
+	if _, ok := codec.(JSONCodec[T]); ok {
+		p.jsonPtr = jsonThroughPointer(reflect.TypeFor[T]())
 	}
 	p.pool = wire.NewPool(cfg.dialer())
 	p.engine, err = produce.New(produce.Config{
@@ -460,16 +466,16 @@ func (p *Producer[T]) topicOf(msg *Message[T]) string {
 }
 
 func (p *Producer[T]) newRecord(ctx context.Context, msg *Message[T]) (*record[T], error) {
+	r := &record[T]{value: msg.Value}
 	var value []byte
 	if !msg.Tombstone {
 		var err error
-		if value, err = p.codec.Encode(msg.Value); err != nil {
+		if value, err = p.encode(&r.value); err != nil {
 			return nil, fmt.Errorf("mq: encode: %w", err)
 		}
 	}
 	topic := p.topicOf(msg)
 	headers := msg.Headers
-	r := &record[T]{value: msg.Value}
 	if msg.Raw != nil || msg.HighWaterMark != 0 || msg.TimestampType != 0 || msg.Tombstone {
 		r.rare = &rareFields{raw: msg.Raw, hwm: msg.HighWaterMark, tsType: msg.TimestampType, tombstone: msg.Tombstone}
 	}
@@ -482,15 +488,15 @@ func (p *Producer[T]) newRecord(ctx context.Context, msg *Message[T]) (*record[T
 	}
 	// A zero Time is stamped by the engine when it buffers the record, and
 	// given back with the message when its outcome is reported.
-	r.rec = produce.Record{
-		Topic:   topic,
-		Key:     msg.Key,
-		Value:   value,
-		Headers: headers,
-		Time:    msg.Time,
-		Offset:  -1,
-		Opaque:  r,
-	}
+	// Field by field: r is new and zeroed, and a composite literal would be
+	// built aside and copied in whole.
+	r.rec.Topic = topic
+	r.rec.Key = msg.Key
+	r.rec.Value = value
+	r.rec.Headers = headers
+	r.rec.Time = msg.Time
+	r.rec.Offset = -1
+	r.rec.Opaque = r
 	if p.cfg.manualPartitions {
 		r.rec.Partition = int32(msg.Partition)
 	}
@@ -499,6 +505,17 @@ func (p *Producer[T]) newRecord(ctx context.Context, msg *Message[T]) (*record[T
 		return nil, err
 	}
 	return r, nil
+}
+
+// encode encodes *v with the producer's codec. The default JSON codec
+// marshals *v through the pointer when that gives the same bytes: v is the
+// record's copy, already on the heap, and passing the value would box it
+// again.
+func (p *Producer[T]) encode(v *T) ([]byte, error) {
+	if p.jsonPtr {
+		return json.Marshal(v)
+	}
+	return p.codec.Encode(*v)
 }
 
 func (p *Producer[T]) enqueue(ctx context.Context, r *record[T], urgent bool) error {

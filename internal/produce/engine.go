@@ -132,7 +132,8 @@ type Engine struct {
 	brokers  map[int32]string
 
 	gen       uint64         // the flush generation new records join
-	genCount  map[uint64]int // records not yet reported, by generation
+	genCount  map[uint64]int // records not yet reported, by generation before gen
+	genCur    int            // records of generation gen not yet reported
 	flushes   []*flushWaiter
 	flushUpTo uint64 // while flushes wait: records of this generation or older do not linger
 
@@ -282,7 +283,7 @@ func (e *Engine) Produce(ctx context.Context, r *Record, urgent bool) error {
 	}
 	e.start()
 	r.gen = e.gen
-	e.genCount[r.gen]++
+	e.genCur++ // a counter, not a map update, per record
 	e.buffered.Add(1)
 	s, loop := e.route(r, urgent, now)
 	e.mu.Unlock()
@@ -335,6 +336,10 @@ func (e *Engine) Flush(ctx context.Context) error {
 // there are none. e.mu must be held.
 func (e *Engine) flushWaiterLocked() *flushWaiter {
 	g := e.gen
+	if e.genCur > 0 {
+		e.genCount[g] = e.genCur
+		e.genCur = 0
+	}
 	e.gen++
 	if !e.pendingUpTo(g) {
 		return nil
@@ -351,6 +356,9 @@ func (e *Engine) flushWaiterLocked() *flushWaiter {
 // pendingUpTo reports whether records of generation g or older are not yet
 // reported. e.mu must be held.
 func (e *Engine) pendingUpTo(g uint64) bool {
+	if e.genCur > 0 && e.gen <= g {
+		return true
+	}
 	for gen := range e.genCount {
 		if gen <= g {
 			return true
@@ -383,7 +391,9 @@ func (e *Engine) report(done []finished) {
 		for ; i < len(done) && done[i].r.gen == gen; i++ {
 			n++
 		}
-		if e.genCount[gen] -= n; e.genCount[gen] <= 0 {
+		if gen == e.gen {
+			e.genCur -= n
+		} else if e.genCount[gen] -= n; e.genCount[gen] <= 0 {
 			delete(e.genCount, gen)
 		}
 	}
