@@ -261,6 +261,14 @@ func (s *session[T]) consumeBatches(soft context.Context, ps *partitionState, pr
 			s.fail(fmt.Errorf("mq: consuming %s[%d]: %w", ps.topic, ps.id, err))
 			return
 		}
+		if chunk.Restarted {
+			chunk.Release()
+			if !b.flush() { // what was fetched before, first
+				return
+			}
+			ps.restartAt(chunk.NextOffset)
+			continue
+		}
 		if !s.batchChunk(soft, ps, b, chunk) {
 			return
 		}

@@ -357,8 +357,7 @@ func (s *session[T]) control(soft context.Context, ps *partitionState, fp *fetch
 			if err := fp.SeekTo(off); err != nil {
 				return false // revoked: the worker is ending
 			}
-			ps.tracker.Reset(off)
-			ps.committed.Store(off - 1) // the next commit commits off, backwards too
+			ps.restartAt(off)
 			ps.ctl.mu.Lock()
 			if ps.ctl.seekReq == req {
 				ps.ctl.seek = false

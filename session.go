@@ -213,6 +213,12 @@ func (s *session[T]) consumePartition(ctx context.Context, ps *partitionState, f
 			s.fail(fmt.Errorf("mq: consuming %s[%d]: %w", ps.topic, ps.id, err))
 			return
 		}
+		if chunk.Restarted {
+			drop() // the lanes finish what they hold first
+			ps.restartAt(chunk.NextOffset)
+			chunk.Release()
+			continue
+		}
 		seeks := ps.ctl.seeks()
 		ok := s.processChunk(soft, ps, proc, lanes, chunk, drop)
 		if ok && ps.ctl.seeks() != seeks {
@@ -267,6 +273,15 @@ func (s *session[T]) processChunk(soft context.Context, ps *partitionState, proc
 		ps.finish(r.Offset)
 	}
 	return true
+}
+
+// restartAt makes the partition's consumption restart at off, backwards
+// too: after a seek, or when its fetch position was out of range. Nothing
+// tracked before may be marked done afterwards (the caller waits for it
+// first), and the next commit commits off.
+func (ps *partitionState) restartAt(off int64) {
+	ps.tracker.Reset(off)
+	ps.committed.Store(off - 1)
 }
 
 // finish marks a message fully processed.

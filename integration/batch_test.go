@@ -336,6 +336,80 @@ func TestSeek(t *testing.T) {
 	assert.Equal(t, 0, rec.seen[4], "nothing before the seek offset")
 }
 
+// An offset beyond a partition's end (a seek too far, or a committed offset
+// that a truncated log no longer reaches) restarts the partition where
+// WithStartOffset says, and the commit follows it, backwards. Before, the
+// records from the restart were taken for ones already handled: the
+// partition stalled for good, with the too-high offset committed.
+func TestOffsetBeyondTheEnd(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		name := "seek, earliest"
+		if batch {
+			name += ", batch handler"
+		}
+		t.Run(name, func(t *testing.T) {
+			topic := cluster.NewTopic(t, 1)
+			group := "g-" + topic
+			produceTo(t, topic, 0, 0, 5, time.Time{})
+			c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, fastConsumer(t)...)
+			require.NoError(t, err)
+			rec := newRecorder()
+			if batch {
+				require.NoError(t, c.RegisterBatchHandler(mq.BatchHandlerFunc[ChatMessage](
+					func(ctx context.Context, msgs []mq.Message[ChatMessage]) error {
+						for _, m := range msgs {
+							_ = rec.Handle(ctx, m)
+						}
+						return nil
+					})))
+			} else {
+				require.NoError(t, c.RegisterHandler(rec))
+			}
+			r := start(c)
+			require.Eventually(t, committedAt(t, group, topic, 5), 20*time.Second, 20*time.Millisecond)
+			require.NoError(t, c.Seek(topic, 0, 1000))
+			require.Eventually(t, rec.saw(0, 2, 4, 2), 20*time.Second, 5*time.Millisecond, "restarted at the earliest offset")
+			produceTo(t, topic, 0, 5, 8, time.Time{})
+			require.Eventually(t, rec.saw(5, 1, 7, 1), 20*time.Second, 5*time.Millisecond)
+			require.Eventually(t, committedAt(t, group, topic, 8), 20*time.Second, 20*time.Millisecond)
+			require.NoError(t, r.stop(t))
+		})
+	}
+	t.Run("committed, latest", func(t *testing.T) {
+		topic := cluster.NewTopic(t, 1)
+		group := "g-" + topic
+		produceTo(t, topic, 0, 0, 5, time.Time{})
+		_, err := cluster.Client().OffsetCommit(ctxT(t), &kafka.OffsetCommitRequest{
+			GroupID: group, GenerationID: -1,
+			Topics: map[string][]kafka.OffsetCommit{topic: {{Partition: 0, Offset: 1000}}},
+		})
+		require.NoError(t, err)
+		require.True(t, committedAt(t, group, topic, 1000)())
+		c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group,
+			fastConsumer(t, mq.WithStartOffset(mq.StartLatest))...)
+		require.NoError(t, err)
+		rec := newRecorder()
+		require.NoError(t, c.RegisterHandler(rec))
+		r := start(c)
+		require.Eventually(t, committedAt(t, group, topic, 5), 20*time.Second, 20*time.Millisecond,
+			"the end is committed once the partition restarts there")
+		produceTo(t, topic, 0, 5, 8, time.Time{})
+		require.Eventually(t, rec.saw(5, 1, 7, 1), 20*time.Second, 5*time.Millisecond)
+		require.Eventually(t, committedAt(t, group, topic, 8), 20*time.Second, 20*time.Millisecond)
+		require.NoError(t, r.stop(t))
+		assert.True(t, rec.saw(0, 0, 4, 0)(), "nothing before the end")
+	})
+}
+
+// committedAt reports whether the group's committed offset of partition 0
+// of topic is want.
+func committedAt(t *testing.T, group, topic string, want int64) func() bool {
+	return func() bool {
+		committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
+		return err == nil && committed[0] == want
+	}
+}
+
 // A paused partition stays paused across rebalances: a second member joins
 // and leaves, the first gets the partition back, and it is still not
 // consumed until resumed.

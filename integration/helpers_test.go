@@ -116,6 +116,21 @@ func (r *recorder) Handle(_ context.Context, m mq.Message[ChatMessage]) error {
 	return nil
 }
 
+// saw reports whether the messages of the given IDs were handled the given
+// numbers of times: saw(id, times, id, times, ...).
+func (r *recorder) saw(idTimes ...int) func() bool {
+	return func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for i := 0; i+1 < len(idTimes); i += 2 {
+			if r.seen[idTimes[i]] != idTimes[i+1] {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 func (r *recorder) unique() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -188,6 +188,46 @@ func TestOffsetOutOfRangeRestartsAtThePolicy(t *testing.T) {
 	}
 }
 
+// A position out of range reaches the consumer as a Restarted chunk at the
+// new position, before the records from there: beyond the log's end (a
+// truncated log, a seek too far) the position moves backwards, and the
+// consumer's commit point must follow.
+func TestOffsetOutOfRangeTellsTheRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		reset, assign int64
+		start         int64
+		want          []int64
+	}{
+		{"beyond the end, earliest", OffsetEarliest, 100, 0, span(0, 20)},
+		{"beyond the end, latest", OffsetLatest, 100, 20, span(20, 25)},
+		{"below the start, earliest", OffsetEarliest, 2, 5, span(5, 20)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fl := newFakeLogs(t, 1)
+			fl.createTopic("t", 1)
+			fl.appendRecords("t", 0, 20, 5)
+			fl.setLog("t", 0, func(l *fakeLog) { // retention removed 0..4
+				if tc.start == 5 {
+					l.batches, l.starts, l.nexts, l.logStart = l.batches[1:], l.starts[1:], l.nexts[1:], 5
+				}
+			})
+			f := newTestFetcher(t, fl, Config{Reset: tc.reset})
+			p := assign(t, f, "t", 0, tc.assign)
+			c, err := p.Next(testCtx(t))
+			require.NoError(t, err)
+			assert.True(t, c.Restarted, "the first chunk tells the restart")
+			assert.Empty(t, c.Records)
+			assert.Equal(t, tc.start, c.NextOffset)
+			c.Release()
+			if tc.reset == OffsetLatest {
+				fl.appendRecords("t", 0, 5, 5)
+			}
+			assert.Equal(t, tc.want, drain(t, p, len(tc.want)))
+		})
+	}
+}
+
 func TestStartOffsetsAreLookedUp(t *testing.T) {
 	fl := newFakeLogs(t, 1)
 	fl.createTopic("t", 2)

@@ -62,6 +62,9 @@ type Partition struct {
 	// unpositioned: offset is not known yet; it is looked up (ListOffsets)
 	// at reset (guarded by f.mu) before the partition can be fetched.
 	unpositioned bool
+	// outOfRange: the position was out of range and is being looked up
+	// again; the lookup's answer queues a Restarted chunk.
+	outOfRange bool
 	inflight     bool     // in a fetch request, until its response is decoded
 	ready        []*Chunk // decoded, not yet taken by Next
 	held         int64    // bytes charged to the budget: ready and unreleased chunks
@@ -91,6 +94,13 @@ type Chunk struct {
 	// LastStableOffset is the partition's last stable offset when it was
 	// fetched (-1 when unknown).
 	LastStableOffset int64
+	// Restarted marks a chunk without records that says the partition's
+	// fetch position was out of range (beyond the log's end, or before its
+	// start) and restarted at NextOffset, where [Config.Reset] says. It
+	// comes after every chunk fetched before the restart. Offsets tracked
+	// at or above NextOffset before it are not the records that follow:
+	// the partition's consumption restarts at NextOffset, backwards too.
+	Restarted bool
 
 	p        *Partition
 	charge   int64
@@ -184,7 +194,7 @@ func (p *Partition) SeekTo(offset int64) error {
 	p.gen++
 	p.offset = offset
 	wasUnpositioned := p.unpositioned
-	p.unpositioned = false
+	p.unpositioned, p.outOfRange = false, false
 	for _, c := range p.ready {
 		c.released.Store(true)
 		p.held -= c.charge

@@ -245,8 +245,20 @@ func (f *Fetcher) position(p *Partition, gen uint64, offset int64) {
 	p.offset = offset
 	p.unpositioned = false
 	p.gen++
+	restarted := p.outOfRange
+	if restarted {
+		// Tell the consumer, after what it was given before: its commit
+		// point must restart here too, backwards when the log's end moved
+		// below it (truncation, a seek past the end).
+		p.outOfRange = false
+		p.ready = append(p.ready, &Chunk{NextOffset: offset, HighWatermark: p.hwm.Load(), LastStableOffset: -1,
+			Restarted: true, p: p})
+	}
 	p.mu.Unlock()
 	f.attachLocked(p)
+	if restarted {
+		p.signal()
+	}
 }
 
 // replace sends a partition waiting for its offset back to a leader lookup.
