@@ -306,7 +306,8 @@ func (f *Fetcher) unplace(p *Partition, gen uint64, to placement) {
 		return
 	}
 	p.gen++ // answers to earlier requests are stale
-	if to == needOffset { // only for an offset out of range
+	if to == needOffset {
+		// Only for an offset out of range.
 		p.unpositioned, p.outOfRange = true, true
 		p.reset = f.cfg.Reset
 	}

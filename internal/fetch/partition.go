@@ -65,16 +65,16 @@ type Partition struct {
 	// outOfRange: the position was out of range and is being looked up
 	// again; the lookup's answer queues a Restarted chunk.
 	outOfRange bool
-	inflight     bool     // in a fetch request, until its response is decoded
-	ready        []*Chunk // decoded, not yet taken by Next
-	held         int64    // bytes charged to the budget: ready and unreleased chunks
-	ratio        float64  // decoded bytes per byte on the wire, of the last chunk
-	need         int32    // the largest batch seen to need more than a fetch size
-	stuck        bool     // the last fetch returned part of one batch: ask first next time
-	hot          bool     // more records to fetch: the last fetch did not reach the end (or none was made yet)
-	err          error    // fatal: returned by Next once the ready chunks are taken
-	revoked      bool
-	paused       bool // left out of fetch requests (SetPaused)
+	inflight   bool     // in a fetch request, until its response is decoded
+	ready      []*Chunk // decoded, not yet taken by Next
+	held       int64    // bytes charged to the budget: ready and unreleased chunks
+	ratio      float64  // decoded bytes per byte on the wire, of the last chunk
+	need       int32    // the largest batch seen to need more than a fetch size
+	stuck      bool     // the last fetch returned part of one batch: ask first next time
+	hot        bool     // more records to fetch: the last fetch did not reach the end (or none was made yet)
+	err        error    // fatal: returned by Next once the ready chunks are taken
+	revoked    bool
+	paused     bool // left out of fetch requests (SetPaused)
 }
 
 // Chunk is what one fetch returned for a partition, decoded: records to
