@@ -354,6 +354,11 @@ func (s *session[T]) control(soft context.Context, ps *partitionState, fp *fetch
 		switch {
 		case seek:
 			drop()
+			if soft.Err() != nil {
+				// A message the lanes held failed for good (or the run is
+				// stopping): the seek must not move the commit past it.
+				return false
+			}
 			if err := fp.SeekTo(off); err != nil {
 				return false // revoked: the worker is ending
 			}

@@ -215,8 +215,11 @@ func (s *session[T]) consumePartition(ctx context.Context, ps *partitionState, f
 		}
 		if chunk.Restarted {
 			drop() // the lanes finish what they hold first
-			ps.restartAt(chunk.NextOffset)
 			chunk.Release()
+			if soft.Err() != nil {
+				return // one of them failed for good, or stopping: commit nothing past it
+			}
+			ps.restartAt(chunk.NextOffset)
 			continue
 		}
 		seeks := ps.ctl.seeks()

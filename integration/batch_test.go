@@ -401,6 +401,48 @@ func TestOffsetBeyondTheEnd(t *testing.T) {
 	})
 }
 
+// A seek made while a message is being retried waits for it; if it then
+// fails for good, Run returns its error and the seek is not applied: the
+// commit stays at the failed message. With lanes, the seek once moved the
+// commit past it.
+func TestSeekDoesNotSkipAFailedMessage(t *testing.T) {
+	for _, lanes := range []int{1, 2} {
+		t.Run(fmt.Sprintf("lanes=%d", lanes), func(t *testing.T) {
+			topic := cluster.NewTopic(t, 1)
+			group := "g-" + topic
+			produceTo(t, topic, 0, 0, 10, time.Time{})
+			failing := make(chan struct{}, 1)
+			c, err := mq.NewKafkaConsumer[ChatMessage](cluster.Addrs(), topic, group, fastConsumer(t, mq.WithLanes(lanes),
+				mq.WithRetryPolicy(mq.RetryPolicy{MaxAttempts: 4, InitialBackoff: 200 * time.Millisecond,
+					MaxBackoff: 200 * time.Millisecond, Multiplier: 1}))...)
+			require.NoError(t, err)
+			require.NoError(t, c.RegisterHandlerFunc(func(_ context.Context, m mq.Message[ChatMessage]) error {
+				if m.Value.ID != 2 {
+					return nil
+				}
+				select {
+				case failing <- struct{}{}:
+				default:
+				}
+				return errors.New("always fails")
+			}))
+			r := start(c)
+			select {
+			case <-failing:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the failing message was never handled")
+			}
+			require.NoError(t, c.Seek(topic, 0, 5))
+			var herr *mq.HandlerError
+			require.ErrorAs(t, r.wait(t), &herr)
+			assert.EqualValues(t, 2, herr.Offset)
+			committed, err := cluster.CommittedOffsets(ctxT(t), group, topic)
+			require.NoError(t, err)
+			assert.LessOrEqual(t, committed[0], int64(2), "nothing past the failed message is committed")
+		})
+	}
+}
+
 // committedAt reports whether the group's committed offset of partition 0
 // of topic is want.
 func committedAt(t *testing.T, group, topic string, want int64) func() bool {
