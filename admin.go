@@ -76,7 +76,10 @@ type PartitionDescription struct {
 //
 // It is idempotent: a topic that already exists with the requested number of
 // partitions counts as created (its replication factor and configs are
-// neither compared nor changed). Errors are per topic, joined with
+// neither compared nor changed). The arguments are checked first: an empty
+// name, partitions below 1, a replication factor outside [0, 32767] or a
+// name listed twice returns an error wrapping [ErrInvalidOption], and no
+// topic is created. After that, errors are per topic, joined with
 // errors.Join, and the other topics are still created:
 //
 //   - [*PartitionCountError]: the topic exists with another number of
@@ -163,7 +166,9 @@ func CreateTopics(ctx context.Context, brokers []string, topics []TopicSpec, opt
 // DeleteTopics deletes topics and waits until no broker's metadata lists
 // them any more (bounded by ctx and by 30 seconds), so that they can be
 // created again at once. Deleting a topic that does not exist is not an
-// error. Errors are per topic ([*TopicError]), joined with errors.Join.
+// error. An empty name returns an error wrapping [ErrInvalidOption], and no
+// topic is deleted. Otherwise errors are per topic ([*TopicError]), joined
+// with errors.Join.
 func DeleteTopics(ctx context.Context, brokers []string, topics []string, opts ...AdminOption) error {
 	for _, t := range topics {
 		if t == "" {

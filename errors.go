@@ -20,8 +20,12 @@ var (
 	// only the message that is too large fails.
 	ErrMessageTooLarge = produce.ErrMessageTooLarge
 
-	// ErrInvalidOption wraps every configuration error returned by
-	// [NewProducer] and [NewKafkaConsumer].
+	// ErrInvalidOption wraps every error for an invalid option or argument:
+	// those of [NewProducer], [NewKafkaConsumer], the handler registrations
+	// ([KafkaConsumer.RegisterHandler], [KafkaConsumer.RegisterBatchHandler]),
+	// the admin functions ([CreateTopics], [DeleteTopics], [DescribeTopic],
+	// [GroupOffsets], [ResetOffsets]), [Redrive], [KafkaConsumer.Seek],
+	// [SASLScram] and [TLSConfig].
 	ErrInvalidOption = errors.New("mq: invalid option")
 
 	// ErrNilHandler is returned by [KafkaConsumer.RegisterHandler] for a nil handler.

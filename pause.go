@@ -43,12 +43,15 @@ type partitionControls struct {
 // consumer owns when none is given. Work in flight finishes (the message,
 // or batch, being handled, and the messages already queued in lanes); no
 // other message of a paused partition is handed to a handler until it is
-// resumed (a batch still gathering waits too). The consumer stays in its group and keeps its assignment, and
-// commits what was handled. A paused partition stays paused until
-// [KafkaConsumer.Resume], across rebalances too: a paused partition this
-// member keeps, or gets back later, starts paused. Partitions the consumer
-// does not own may be named: they start paused if they are assigned to it
-// later (before Run, too). Pause is safe for concurrent use.
+// resumed (a batch still gathering waits too). The consumer stays in its
+// group and keeps its assignment, and commits what was handled. A paused
+// partition stays paused until [KafkaConsumer.Resume], across rebalances
+// too: a paused partition this member keeps, or gets back later, starts
+// paused. Partitions the consumer does not own may be named: they start
+// paused if they are assigned to it later (before Run, too). A paused
+// partition is never stuck for the health checks, even when its in-flight
+// handler hangs: [KafkaConsumer.Live] does not report it. Pause is safe
+// for concurrent use.
 func (c *KafkaConsumer[T]) Pause(partitions ...TopicPartition) {
 	c.ctls.mu.Lock()
 	defer c.ctls.mu.Unlock()
@@ -100,16 +103,20 @@ func (c *KafkaConsumer[T]) Paused() []TopicPartition {
 
 // Seek makes an owned partition continue at offset: the messages fetched
 // and not yet handled are dropped (a message or batch being handled
-// finishes first, and with [WithLanes] so do the messages queued in the
-// lanes), and the next message handed over is the one at offset (or, when
-// offset is beyond the partition's range, where [WithStartOffset] says).
-// The next commit for the partition commits offset, even backwards, so a
-// restart continues from there too. Call it while the consumer owns the
-// partition, from the [WithOnAssigned] hook for instance (a seek made
-// there applies as the partition starts). It returns [ErrNotAssigned] for
-// a partition the consumer does not own, and an error wrapping
-// [ErrInvalidOption] for a negative offset. The seek happens
-// asynchronously, in the partition's worker.
+// finishes first, its retries included, and with [WithLanes] so do the
+// messages queued in the lanes), and the next message handed over is the
+// one at offset (or, when offset is beyond the partition's range, where
+// [WithStartOffset] says). The next commit for the partition commits
+// offset, even backwards, so a restart continues from there too. Call it
+// while the consumer owns the partition, from the [WithOnAssigned] hook
+// for instance (a seek made there applies as the partition starts). It
+// returns [ErrNotAssigned] for a partition the consumer does not own, and
+// an error wrapping [ErrInvalidOption] for a negative offset. The seek
+// happens asynchronously, in the partition's worker: if what was being
+// handled (or queued in the lanes) fails for good and the recoverer stops
+// the consumer ([StopRecoverer], the default), Run returns its
+// [*HandlerError] and the seek is never applied, although Seek returned
+// nil: nothing past the failed message is committed.
 func (c *KafkaConsumer[T]) Seek(topic string, partition int, offset int64) error {
 	if offset < 0 {
 		return invalid("seek offset %d must be >= 0", offset)

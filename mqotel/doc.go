@@ -27,6 +27,16 @@
 // message's outcome in mq.outcome and an error status unless every handler
 // succeeded.
 //
+// A consumer with a batch handler ([mq.KafkaConsumer.RegisterBatchHandler])
+// is the exception: mq starts a message's process span only once every
+// handler has finished with the message's batch, and ends it at once. Its
+// handlers' contexts on a batch (the batch handler's, and its per-message
+// handlers' too) carry no span of the message, and the span has no handler
+// events or child spans. A message that leaves the batch (one that cannot
+// be decoded, one a handler failed on, or each message of a batch that
+// failed for good) and a message of a retry topic go through the
+// per-message pipeline, with the process span as above from then on.
+//
 // Span attributes follow OpenTelemetry's messaging semantic conventions:
 // messaging.system ("kafka"), messaging.operation.name and .type,
 // messaging.destination.name, messaging.destination.partition.id,

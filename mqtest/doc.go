@@ -33,8 +33,8 @@
 // A mode that was asked for explicitly and cannot start is an error: mqtest
 // never falls back to another mode and never skips a test. In particular
 // [ModeExternal] without addresses, an unreachable external broker, and
-// [ModeContainer] without Docker or without its image (see
-// [ErrModeNotAvailable]) all fail.
+// [ModeContainer] without its module imported, without Docker or without
+// its image (see [ErrModeNotAvailable]) all fail.
 //
 // # The embedded broker
 //
@@ -44,20 +44,40 @@
 // timeout is lowered from kfake's 6 s to 100 ms so consumer-group tests can
 // use short session timeouts. kfake has no replication, quotas or
 // throttling, so acknowledgement and fail-over behaviour still needs a real
-// broker; [Cluster.Kfake] exposes the fake for fault injection.
+// broker; [Cluster.Kfake] exposes the fake for fault injection. kfake does not
+// validate topics: it accepts any config key and value (an unknown key,
+// retention.ms=abc) and any name ("bad name!"), where Kafka refuses them
+// (mq.CreateTopics returns a *mq.TopicError matching
+// kafka.InvalidConfiguration or kafka.InvalidTopic). With SASL enabled
+// (kfake.EnableSASL, through [WithKfakeOptions] for instance), it closes the
+// connection on a wrong password instead of answering
+// SASL_AUTHENTICATION_FAILED: producers and consumers still return an
+// error wrapping mq.ErrAuthentication, but mq's admin functions
+// (CreateTopics, GroupOffsets and the others) and mq.Redrive fail with
+// "unexpected EOF", which does not wrap it.
 //
 // # The container broker
 //
-// [ModeContainer] runs testcontainers-go's kafka module (KRaft, one combined
-// broker and controller) with the image from [WithContainerImage], the
-// KAFKA_TEST_IMAGE environment variable ([EnvContainerImage]) or
-// [DefaultContainerImage] (confluentinc/confluent-local, pulled on first
-// use). Any image with the confluent-local layout works; the repository's
+// [ModeContainer] lives in the separate module
+// github.com/mqkit/mq/mqtest/container, so that testcontainers-go and
+// Docker's client reach only the test binaries that import it. Call its
+// container.New(t), or import it for its side effect and select the mode
+// with MQ_TEST_BROKER=container or [WithMode]:
+//
+//	import _ "github.com/mqkit/mq/mqtest/container"
+//
+// Without that import, [NewCluster] fails with an error wrapping
+// [ErrModeNotAvailable]. The mode runs testcontainers-go's kafka module
+// (KRaft, one combined broker and controller) with the image from
+// container.WithImage, the KAFKA_TEST_IMAGE environment variable
+// ([EnvContainerImage]) or container.DefaultImage
+// (confluentinc/confluent-local, pulled on first use). Any image with the
+// confluent-local layout works; the repository's
 // scripts/kafka-image/build.sh builds local/kafka:<version> from Apache
-// Kafka's Maven Central jars without a registry. mqtest turns off topic
+// Kafka's Maven Central jars without a registry. It turns off topic
 // auto-creation and lowers group.min.session.timeout.ms to 100 ms, as in
-// embedded mode; [WithContainerCustomizers] changes anything else.
-// [Cluster.Container] gives access to the container (Exec, Logs).
+// embedded mode; container.WithCustomizers changes anything else.
+// container.Container(c) returns the container (Exec, Logs).
 //
 // testcontainers-go reads its usual settings: DOCKER_HOST, and
 // TESTCONTAINERS_RYUK_DISABLED=true where its resource reaper image

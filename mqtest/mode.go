@@ -20,11 +20,13 @@ const (
 
 	// ModeContainer starts a real Kafka broker in a Docker container with
 	// testcontainers-go's kafka module, from the image named by
-	// [WithContainerImage], the KAFKA_TEST_IMAGE environment variable
-	// ([EnvContainerImage]) or [DefaultContainerImage]. [Cluster.Close]
-	// removes the container. Without a Docker daemon, or when the image is
-	// neither present locally nor pullable, [NewCluster] fails with an
-	// error wrapping [ErrModeNotAvailable].
+	// container.WithImage, the KAFKA_TEST_IMAGE environment variable
+	// ([EnvContainerImage]) or container.DefaultImage. It is provided by the
+	// module github.com/mqkit/mq/mqtest/container (see [RegisterProvider]).
+	// [Cluster.Close] removes the container. Without that module imported,
+	// without a Docker daemon, or when the image is neither present locally
+	// nor pullable, [NewCluster] fails with an error wrapping
+	// [ErrModeNotAvailable].
 	ModeContainer Mode = "container"
 )
 
@@ -44,7 +46,7 @@ const (
 	EnvBrokers = "KAFKA_BROKERS"
 
 	// EnvContainerImage names the environment variable holding the Kafka
-	// image [ModeContainer] starts when [WithContainerImage] is not given.
+	// image [ModeContainer] starts when container.WithImage is not given.
 	// The image must have the layout of confluentinc/confluent-local, which
 	// testcontainers-go's kafka module expects; the repository's
 	// scripts/kafka-image/build.sh builds such an image (local/kafka:<version>)
@@ -55,7 +57,8 @@ const (
 var (
 	// ErrModeNotAvailable is returned (wrapped) by [NewCluster] when the
 	// selected [Mode] cannot be used in this environment: for
-	// [ModeContainer], when no Docker daemon answers, when the image is
+	// [ModeContainer], when its module (github.com/mqkit/mq/mqtest/container)
+	// is not imported, when no Docker daemon answers, when the image is
 	// neither present locally nor pullable, or when testcontainers' resource
 	// reaper (ryuk) cannot start.
 	ErrModeNotAvailable = errors.New("mqtest: broker mode not available")
