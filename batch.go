@@ -41,6 +41,15 @@ import (
 //
 // msgs is valid only during the call: the consumer reuses the slice for
 // its next batch. Copy the messages you keep.
+//
+// ctx is the consumer's context, bounded by the handler's timeout, as a
+// per-message handler's; but it carries no message's trace, since the
+// messages of a batch each have their own: an [Observer]'s ProcessStarted
+// context of a message (with mqotel, its process span) reaches its
+// per-message handlers and its HandlerFinished calls, not the batch
+// handler, except when the message is handed to it alone through the
+// per-message pipeline (its retries on its own, retry topics). Extract a
+// message's trace from its Headers to continue it.
 type BatchHandler[T any] interface {
 	HandleBatch(ctx context.Context, msgs []Message[T]) error
 }
