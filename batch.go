@@ -172,7 +172,15 @@ type batcher[T any] struct {
 	bytes   int
 	first   time.Time // when the first pending message was added
 	held    []*fetch.Chunk
-	msgs    []Message[T] // reused by every batch
+	buf     batchBuf[T] // reused by every batch
+}
+
+// batchBuf holds what processBatch reuses from one batch to the next (one
+// per goroutine: a partition's worker or lane): the messages handed to the
+// handlers and, with an observer, their process contexts.
+type batchBuf[T any] struct {
+	msgs []Message[T]
+	ctxs []context.Context
 }
 
 // size is what a message counts against WithBatchMaxBytes.
@@ -211,7 +219,7 @@ func (b *batcher[T]) flush() bool {
 		b.release()
 		return true
 	}
-	ok := b.proc.processBatch(b.pending, &b.msgs)
+	ok := b.proc.processBatch(b.pending, &b.buf)
 	b.drop()
 	return ok
 }
@@ -332,18 +340,28 @@ func (s *session[T]) batchChunk(soft context.Context, ps *partitionState, b *bat
 // processBatch runs the handlers on a batch of one partition's messages,
 // in order, and marks each message finished once it may be committed. It
 // reports false when the consumer must stop or is stopping. buf, when
-// given, is reused for the messages handed to the handlers (one per
-// goroutine: a partition's worker or lane).
+// given, is reused for the messages handed to the handlers and their
+// process contexts.
 //
 // With an observer, each message's processing starts here, before any
 // handler: its ProcessStarted context is the one its per-message handlers
 // and its HandlerFinished calls get, and it ends once, in finishBatch, in
 // the per-message pipeline when the message leaves the batch, or as
 // abandoned when the consumer stops first.
-func (p *processor[T]) processBatch(batch []inbound, buf *[]Message[T]) bool {
+func (p *processor[T]) processBatch(batch []inbound, buf *batchBuf[T]) bool {
 	var tr traces
 	if obs := p.s.c.cfg.observer; obs != nil {
-		tr = traces{ctxs: make([]context.Context, len(batch)), start: time.Now()}
+		var ctxs []context.Context
+		if buf != nil && cap(buf.ctxs) >= len(batch) {
+			ctxs = buf.ctxs[:len(batch)]
+		} else {
+			ctxs = make([]context.Context, len(batch))
+			if buf != nil {
+				buf.ctxs = ctxs
+			}
+		}
+		defer clear(ctxs) // nothing of the batch stays referenced
+		tr = traces{ctxs: ctxs, start: time.Now()}
 		for k, m := range batch {
 			tr.ctxs[k] = obs.ProcessStarted(p.hard, p.info(m))
 		}
@@ -356,15 +374,15 @@ func (p *processor[T]) processBatch(batch []inbound, buf *[]Message[T]) bool {
 }
 
 // decodeBatch is processBatch once the batch's processing started.
-func (p *processor[T]) decodeBatch(batch []inbound, buf *[]Message[T], tr traces) bool {
+func (p *processor[T]) decodeBatch(batch []inbound, buf *batchBuf[T], tr traces) bool {
 	c := p.s.c
 	var msgs []Message[T]
-	if buf != nil && cap(*buf) >= len(batch) {
-		msgs = (*buf)[:len(batch)]
+	if buf != nil && cap(buf.msgs) >= len(batch) {
+		msgs = buf.msgs[:len(batch)]
 	} else {
 		msgs = make([]Message[T], len(batch))
 		if buf != nil {
-			*buf = msgs
+			buf.msgs = msgs
 		}
 	}
 	defer clear(msgs) // nothing of the fetch buffers stays referenced
