@@ -41,6 +41,15 @@ import (
 //
 // msgs is valid only during the call: the consumer reuses the slice for
 // its next batch. Copy the messages you keep.
+//
+// ctx is the consumer's context, bounded by the handler's timeout, as a
+// per-message handler's; but it carries no message's trace, since the
+// messages of a batch each have their own: an [Observer]'s ProcessStarted
+// context of a message (with mqotel, its process span) reaches its
+// per-message handlers and its HandlerFinished calls, not the batch
+// handler, except when the message is handed to it alone through the
+// per-message pipeline (its retries on its own, retry topics). Extract a
+// message's trace from its Headers to continue it.
 type BatchHandler[T any] interface {
 	HandleBatch(ctx context.Context, msgs []Message[T]) error
 }
@@ -163,7 +172,15 @@ type batcher[T any] struct {
 	bytes   int
 	first   time.Time // when the first pending message was added
 	held    []*fetch.Chunk
-	msgs    []Message[T] // reused by every batch
+	buf     batchBuf[T] // reused by every batch
+}
+
+// batchBuf holds what processBatch reuses from one batch to the next (one
+// per goroutine: a partition's worker or lane): the messages handed to the
+// handlers and, with an observer, their process contexts.
+type batchBuf[T any] struct {
+	msgs []Message[T]
+	ctxs []context.Context
 }
 
 // size is what a message counts against WithBatchMaxBytes.
@@ -202,7 +219,7 @@ func (b *batcher[T]) flush() bool {
 		b.release()
 		return true
 	}
-	ok := b.proc.processBatch(b.pending, &b.msgs)
+	ok := b.proc.processBatch(b.pending, &b.buf)
 	b.drop()
 	return ok
 }
@@ -323,17 +340,49 @@ func (s *session[T]) batchChunk(soft context.Context, ps *partitionState, b *bat
 // processBatch runs the handlers on a batch of one partition's messages,
 // in order, and marks each message finished once it may be committed. It
 // reports false when the consumer must stop or is stopping. buf, when
-// given, is reused for the messages handed to the handlers (one per
-// goroutine: a partition's worker or lane).
-func (p *processor[T]) processBatch(batch []inbound, buf *[]Message[T]) bool {
+// given, is reused for the messages handed to the handlers and their
+// process contexts.
+//
+// With an observer, each message's processing starts here, before any
+// handler: its ProcessStarted context is the one its per-message handlers
+// and its HandlerFinished calls get, and it ends once, in finishBatch, in
+// the per-message pipeline when the message leaves the batch, or as
+// abandoned when the consumer stops first.
+func (p *processor[T]) processBatch(batch []inbound, buf *batchBuf[T]) bool {
+	var tr traces
+	if obs := p.s.c.cfg.observer; obs != nil {
+		var ctxs []context.Context
+		if buf != nil && cap(buf.ctxs) >= len(batch) {
+			ctxs = buf.ctxs[:len(batch)]
+		} else {
+			ctxs = make([]context.Context, len(batch))
+			if buf != nil {
+				buf.ctxs = ctxs
+			}
+		}
+		defer clear(ctxs) // nothing of the batch stays referenced
+		tr = traces{ctxs: ctxs, start: time.Now()}
+		for k, m := range batch {
+			tr.ctxs[k] = obs.ProcessStarted(p.hard, p.info(m))
+		}
+	}
+	ok := p.decodeBatch(batch, buf, tr)
+	if !ok && tr.ctxs != nil {
+		p.abandon(batch, tr)
+	}
+	return ok
+}
+
+// decodeBatch is processBatch once the batch's processing started.
+func (p *processor[T]) decodeBatch(batch []inbound, buf *batchBuf[T], tr traces) bool {
 	c := p.s.c
 	var msgs []Message[T]
-	if buf != nil && cap(*buf) >= len(batch) {
-		msgs = (*buf)[:len(batch)]
+	if buf != nil && cap(buf.msgs) >= len(batch) {
+		msgs = buf.msgs[:len(batch)]
 	} else {
 		msgs = make([]Message[T], len(batch))
 		if buf != nil {
-			*buf = msgs
+			buf.msgs = msgs
 		}
 	}
 	defer clear(msgs) // nothing of the fetch buffers stays referenced
@@ -345,26 +394,73 @@ func (p *processor[T]) processBatch(batch []inbound, buf *[]Message[T]) bool {
 				// A poison message: the batch before it goes on, the
 				// message goes through the per-message pipeline (to the
 				// recoverer), then the rest.
-				if !p.runBatch(batch[:k], msgs[:k], nil, 0) || !p.processOne(m, nil, nil) {
+				if !p.runBatch(batch[:k], msgs[:k], tr.slice(0, k), nil, 0) || !p.processOne(m, tr.slice(k, k+1), nil, nil) {
 					return false
 				}
 				clear(msgs)
-				return p.processBatch(batch[k+1:], buf)
+				return p.decodeBatch(batch[k+1:], buf, tr.slice(k+1, len(batch)))
 			}
 		}
 		msgs[k] = Message[T]{Topic: m.ps.topic, Partition: m.ps.id, Offset: m.rec.Offset, Key: m.rec.Key, Value: v,
 			Headers: m.rec.Headers, Time: m.rec.Timestamp, TimestampType: TimestampType(m.rec.TimestampType),
 			Tombstone: m.rec.Value == nil, HighWaterMark: m.hwm, Raw: m.rec.Value}
 	}
-	return p.runBatch(batch, msgs, nil, 0)
+	return p.runBatch(batch, msgs, tr, nil, 0)
 }
 
-// processOne passes one message through the per-message pipeline, the
-// handlers of done excepted, and marks it finished when it may be
-// committed. first, when set, is the failed first attempt of one handler
-// (made in a batch).
-func (p *processor[T]) processOne(m inbound, done []string, first *handlerRun) bool {
-	if !p.processWith(m, slices.Clone(done), first) {
+// traces holds the observer's process contexts of a batch's messages:
+// ctxs[k] is the ProcessStarted context of the batch's message k, nil once
+// its processing was reported finished; all started at start. Without an
+// observer ctxs is nil (and nothing is allocated). Slices of a traces share
+// ctxs, so a message finished through a slice is seen finished by the
+// whole batch.
+type traces struct {
+	ctxs  []context.Context
+	start time.Time
+}
+
+// slice is the traces of the batch's messages i to j-1.
+func (tr traces) slice(i, j int) traces {
+	if tr.ctxs != nil {
+		tr.ctxs = tr.ctxs[i:j]
+	}
+	return tr
+}
+
+// ctx is message k's handler context: its process context, or def (the
+// consumer's context) without an observer.
+func (tr traces) ctx(k int, def context.Context) context.Context {
+	if tr.ctxs == nil {
+		return def
+	}
+	return tr.ctxs[k]
+}
+
+// abandon reports the messages of a batch whose processing started and
+// did not finish (the consumer stops) as abandoned: left uncommitted.
+func (p *processor[T]) abandon(batch []inbound, tr traces) {
+	obs := p.s.c.cfg.observer
+	took := time.Since(tr.start)
+	for k, ctx := range tr.ctxs {
+		if ctx != nil {
+			obs.ProcessFinished(ctx, p.info(batch[k]), OutcomeAbandoned, took, nil)
+			tr.ctxs[k] = nil
+		}
+	}
+}
+
+// processOne passes one message of a batch through the per-message
+// pipeline, the handlers of done excepted, and marks it finished when it
+// may be committed. first, when set, is the failed first attempt of one
+// handler (made in a batch). tr holds the message's process context (its
+// batch's traces sliced to it): the pipeline goes on with it and reports
+// it finished, so that the message has one process span.
+func (p *processor[T]) processOne(m inbound, tr traces, done []string, first *handlerRun) bool {
+	ok := p.processWith(m, slices.Clone(done), first, tr)
+	if tr.ctxs != nil {
+		tr.ctxs[0] = nil // processWith reported it finished
+	}
+	if !ok {
 		return false
 	}
 	m.ps.finish(m.rec.Offset)
@@ -372,20 +468,19 @@ func (p *processor[T]) processOne(m inbound, done []string, first *handlerRun) b
 }
 
 // runBatch runs the handlers from index from on a batch (ins, and msgs
-// decoded from them), every handler named in done having succeeded on all
-// of it, and finishes its messages in order.
-func (p *processor[T]) runBatch(ins []inbound, msgs []Message[T], done []string, from int) bool {
+// decoded from them, tr their process contexts), every handler named in
+// done having succeeded on all of it, and finishes its messages in order.
+func (p *processor[T]) runBatch(ins []inbound, msgs []Message[T], tr traces, done []string, from int) bool {
 	if len(ins) == 0 {
 		return true
 	}
 	c := p.s.c
-	start := time.Now()
 	for hi := from; hi < len(p.s.handlers); hi++ {
 		h := &p.s.handlers[hi]
 		if slices.Contains(done, h.name) {
 			continue
 		}
-		at, err, stop := p.callBatchRetrying(h, ins, msgs)
+		at, err, stop := p.callBatchRetrying(h, ins, msgs, tr)
 		if stop {
 			return false
 		}
@@ -397,8 +492,8 @@ func (p *processor[T]) runBatch(ins []inbound, msgs []Message[T], done []string,
 		if at < 0 {
 			// The whole batch failed for good: its messages go through the
 			// handlers one by one.
-			for _, m := range ins {
-				if !p.processOne(m, done, nil) {
+			for k, m := range ins {
+				if !p.processOne(m, tr.slice(k, k+1), done, nil) {
 					return false
 				}
 			}
@@ -407,27 +502,27 @@ func (p *processor[T]) runBatch(ins []inbound, msgs []Message[T], done []string,
 		// msgs[:at] go on; msgs[at] failed its first attempt; the rest
 		// come back to this handler afterwards.
 		c.handled.Add(int64(at))
-		if !p.runBatch(ins[:at], msgs[:at], append(slices.Clone(done), h.name), hi+1) {
+		if !p.runBatch(ins[:at], msgs[:at], tr.slice(0, at), append(slices.Clone(done), h.name), hi+1) {
 			return false
 		}
-		if !p.processOne(ins[at], done, &handlerRun{idx: hi, attempts: 1, err: err}) {
+		if !p.processOne(ins[at], tr.slice(at, at+1), done, &handlerRun{idx: hi, attempts: 1, err: err}) {
 			return false
 		}
-		return p.runBatch(ins[at+1:], msgs[at+1:], done, hi)
+		return p.runBatch(ins[at+1:], msgs[at+1:], tr.slice(at+1, len(ins)), done, hi)
 	}
-	p.finishBatch(ins, start)
+	p.finishBatch(ins, tr)
 	return true
 }
 
-// finishBatch marks a handled batch finished, reporting each message to the
-// observer.
-func (p *processor[T]) finishBatch(ins []inbound, start time.Time) {
-	if obs := p.s.c.cfg.observer; obs != nil {
-		took := time.Since(start)
-		for _, m := range ins {
-			info := p.info(m)
-			ctx := obs.ProcessStarted(p.hard, info)
-			obs.ProcessFinished(ctx, info, OutcomeHandled, took, nil)
+// finishBatch marks a handled batch finished, reporting each message's
+// processing finished to the observer (it started in processBatch).
+func (p *processor[T]) finishBatch(ins []inbound, tr traces) {
+	if tr.ctxs != nil {
+		obs := p.s.c.cfg.observer
+		took := time.Since(tr.start)
+		for k, m := range ins {
+			obs.ProcessFinished(tr.ctxs[k], p.info(m), OutcomeHandled, took, nil)
+			tr.ctxs[k] = nil
 		}
 	}
 	ps := ins[0].ps
@@ -448,11 +543,11 @@ func (p *processor[T]) info(m inbound) MessageInfo {
 // batch under h's retry policy. It returns at >= 0 with the error of
 // msgs[at] for a partial failure; at < 0 with an error when the whole
 // batch failed for good; stop when the consumer is stopping.
-func (p *processor[T]) callBatchRetrying(h *registeredHandler[T], ins []inbound, msgs []Message[T]) (at int, err error, stop bool) {
+func (p *processor[T]) callBatchRetrying(h *registeredHandler[T], ins []inbound, msgs []Message[T], tr traces) (at int, err error, stop bool) {
 	c := p.s.c
 	first, last := ins[0].rec.Offset, ins[len(ins)-1].rec.Offset
 	for attempt := 1; ; attempt++ {
-		err := p.callBatch(h, ins, msgs, attempt)
+		err := p.callBatch(h, ins, msgs, tr, attempt)
 		if err == nil {
 			return -1, nil, false
 		}
@@ -489,12 +584,15 @@ func (p *processor[T]) callBatchRetrying(h *registeredHandler[T], ins []inbound,
 
 // callBatch calls h on a batch once: a batch handler with the batch, a
 // per-message handler on each message until one fails (a partial failure).
-// Panics become *PanicError; the handler's timeout bounds the call.
-func (p *processor[T]) callBatch(h *registeredHandler[T], ins []inbound, msgs []Message[T], attempt int) error {
+// Panics become *PanicError; the handler's timeout bounds the call. A
+// per-message handler gets each message's process context (tr), a batch
+// handler the consumer's context (one call, many messages: many parents);
+// each message's HandlerFinished gets the message's process context.
+func (p *processor[T]) callBatch(h *registeredHandler[T], ins []inbound, msgs []Message[T], tr traces, attempt int) error {
 	obs := p.s.c.cfg.observer
 	if h.batch == nil {
 		for k := range msgs {
-			if err := p.call(p.hard, h, msgs[k], p.infoOrNil(ins[k]), attempt); err != nil {
+			if err := p.call(tr.ctx(k, p.hard), h, msgs[k], p.infoOrNil(ins[k]), attempt); err != nil {
 				return BatchFailedAt(k, err)
 			}
 		}
@@ -518,7 +616,7 @@ func (p *processor[T]) callBatch(h *registeredHandler[T], ins []inbound, msgs []
 			default:
 				continue // not handled: it comes back later
 			}
-			obs.HandlerFinished(p.hard, p.info(ins[k]), h.name, attempt, took, e)
+			obs.HandlerFinished(tr.ctx(k, p.hard), p.info(ins[k]), h.name, attempt, took, e)
 		}
 	}
 	return err

@@ -279,29 +279,59 @@ func TestRegisterBatchHandlerRejectsNil(t *testing.T) {
 	}
 }
 
-// obsLog records what an observer sees of the consumer side.
+// obsLog records what an observer sees of the consumer side. Its
+// ProcessStarted context carries the message's offset (what a tracing
+// observer's span would be); the events of a call that gets another
+// context end in " ctx!".
 type obsLog struct {
 	NopObserver
 	mu     sync.Mutex
 	events []string
 }
 
+// obsOffset is the context key of the offset ProcessStarted saw.
+type obsOffset struct{}
+
+// ctxOffset is the offset of the process context ctx derives from, -1 for
+// none.
+func ctxOffset(ctx context.Context) int64 {
+	if off, ok := ctx.Value(obsOffset{}).(int64); ok {
+		return off
+	}
+	return -1
+}
+
 func (o *obsLog) add(s string) { o.mu.Lock(); o.events = append(o.events, s); o.mu.Unlock() }
+
+func (o *obsLog) addFor(ctx context.Context, m MessageInfo, s string) {
+	if ctxOffset(ctx) != m.Offset {
+		s += " ctx!"
+	}
+	o.add(s)
+}
+
+func (o *obsLog) all() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.events...)
+}
 
 func (o *obsLog) ProcessStarted(ctx context.Context, m MessageInfo) context.Context {
 	o.add(fmt.Sprintf("start %d", m.Offset))
-	return ctx
+	return context.WithValue(ctx, obsOffset{}, m.Offset)
 }
 
-func (o *obsLog) HandlerFinished(_ context.Context, m MessageInfo, h string, attempt int, _ time.Duration, err error) {
-	o.add(fmt.Sprintf("%s %d attempt %d err=%v", h, m.Offset, attempt, err != nil))
+func (o *obsLog) HandlerFinished(ctx context.Context, m MessageInfo, h string, attempt int, _ time.Duration, err error) {
+	o.addFor(ctx, m, fmt.Sprintf("%s %d attempt %d err=%v", h, m.Offset, attempt, err != nil))
 }
 
-func (o *obsLog) ProcessFinished(_ context.Context, m MessageInfo, out Outcome, _ time.Duration, _ error) {
-	o.add(fmt.Sprintf("finish %d %s", m.Offset, out))
+func (o *obsLog) ProcessFinished(ctx context.Context, m MessageInfo, out Outcome, _ time.Duration, _ error) {
+	o.addFor(ctx, m, fmt.Sprintf("finish %d %s", m.Offset, out))
 }
 
-// Observers see a batch's messages one by one, as the README says.
+// Observers see a batch's messages one by one, as the README says: each
+// message's processing starts before the first handler call and finishes
+// once, the message that leaves the batch keeping its process context.
 func TestBatchObserver(t *testing.T) {
 	obs := &obsLog{}
 	calls := 0
@@ -317,10 +347,100 @@ func TestBatchObserver(t *testing.T) {
 	ps, batch := testBatch(4)
 	require.True(t, tp.p.processBatch(batch, nil))
 	assert.Equal(t, []string{
+		"start 0", "start 1", "start 2", "start 3", // before any handler
 		"store 0 attempt 1 err=false", "store 1 attempt 1 err=false", "store 2 attempt 1 err=true",
-		"start 0", "finish 0 handled", "start 1", "finish 1 handled", // the messages before the failure
-		"start 2", "store 2 attempt 2 err=false", "finish 2 handled", // the failed one, on its own
-		"store 3 attempt 1 err=false", "start 3", "finish 3 handled", // the rest, as a batch
-	}, obs.events)
+		"finish 0 handled", "finish 1 handled", // the messages before the failure
+		"store 2 attempt 2 err=false", "finish 2 handled", // the failed one, on its own
+		"store 3 attempt 1 err=false", "finish 3 handled", // the rest, as a batch
+	}, obs.all())
 	assert.EqualValues(t, 4, ps.tracker.CommitPoint())
+}
+
+// On the batch path, per-message handlers get their message's process
+// context and the batch handler the consumer's; HandlerFinished and
+// ProcessFinished get the message's process context, started once before
+// any handler, through a partial failure, a retry on its own and a poison
+// message alike.
+func TestBatchObserverContexts(t *testing.T) {
+	obs := &obsLog{}
+	var mu sync.Mutex
+	var seen []string // what context each handler call got
+	note := func(s string) { mu.Lock(); seen = append(seen, s); mu.Unlock() }
+	failed := false
+	var rec recorderCalls
+	tp := newTestPipeline(t, []ConsumerOption{WithObserver(obs), rec.option()}, func(c *KafkaConsumer[testEvent]) {
+		require.NoError(t, c.RegisterHandlerFunc(func(ctx context.Context, m Message[testEvent]) error {
+			note(fmt.Sprintf("validate %d ctx %d", m.Offset, ctxOffset(ctx)))
+			if m.Offset == 1 && !failed {
+				failed = true
+				return errBusy
+			}
+			return nil
+		}, WithHandlerName("validate")))
+		require.NoError(t, c.RegisterBatchHandlerFunc(func(ctx context.Context, msgs []Message[testEvent]) error {
+			s := "store"
+			for _, m := range msgs {
+				s += fmt.Sprintf(" %d", m.Offset)
+			}
+			note(fmt.Sprintf("%s ctx %d", s, ctxOffset(ctx)))
+			return nil
+		}, WithHandlerName("store")))
+	})
+	ps, batch := testBatch(5, 3)
+	require.True(t, tp.p.processBatch(batch, nil))
+	assert.Equal(t, []string{
+		"validate 0 ctx 0", "validate 1 ctx 1", // 1 fails: 0 goes on
+		"store 0 ctx -1",                    // a batch: the consumer's context
+		"store 1 ctx 1", "validate 1 ctx 1", // 1 on its own (store as a batch of one), in its context
+		"validate 2 ctx 2", "store 2 ctx -1",
+		// 3 is a poison message: no handler
+		"validate 4 ctx 4", "store 4 ctx -1",
+	}, seen)
+	events := obs.all()
+	assert.Equal(t, []string{"start 0", "start 1", "start 2", "start 3", "start 4"}, events[:5],
+		"every message's processing starts before any handler")
+	assert.Equal(t, []string{
+		"validate 0 attempt 1 err=false", "validate 1 attempt 1 err=true",
+		"store 0 attempt 1 err=false", "finish 0 handled",
+		"store 1 attempt 1 err=false", "validate 1 attempt 2 err=false", "finish 1 handled",
+		"validate 2 attempt 1 err=false", "store 2 attempt 1 err=false", "finish 2 handled",
+		"finish 3 recovered",
+		"validate 4 attempt 1 err=false", "store 4 attempt 1 err=false", "finish 4 handled",
+	}, events[5:], "no ctx! suffix: every call got its message's process context")
+	assert.Len(t, rec.all(), 1)
+	assert.EqualValues(t, 5, ps.tracker.CommitPoint())
+}
+
+// A batch the consumer stops on: every message whose processing started
+// and did not finish is reported abandoned, once; a per-message handler's
+// context is still cancelled by the shutdown timeout (the consumer's hard
+// context).
+func TestBatchObserverAbandonsOnStop(t *testing.T) {
+	obs := &obsLog{}
+	hard, cancelHard := context.WithCancel(context.Background())
+	defer cancelHard()
+	var cancelled bool
+	tp := newTestPipeline(t, []ConsumerOption{WithObserver(obs)}, func(c *KafkaConsumer[testEvent]) {
+		require.NoError(t, c.RegisterHandlerFunc(func(ctx context.Context, m Message[testEvent]) error {
+			if m.Offset == 1 {
+				cancelHard() // the shutdown timeout passes
+				cancelled = ctx.Err() != nil
+				return ctx.Err()
+			}
+			return nil
+		}, WithHandlerName("validate")))
+		require.NoError(t, c.RegisterBatchHandlerFunc(func(context.Context, []Message[testEvent]) error {
+			return nil
+		}, WithHandlerName("store")))
+	})
+	tp.p.hard = hard
+	ps, batch := testBatch(3)
+	require.False(t, tp.p.processBatch(batch, nil))
+	assert.True(t, cancelled, "the handler's context derives from the consumer's hard context")
+	assert.Equal(t, []string{
+		"start 0", "start 1", "start 2",
+		"validate 0 attempt 1 err=false", "validate 1 attempt 1 err=true",
+		"finish 0 abandoned", "finish 1 abandoned", "finish 2 abandoned",
+	}, obs.all())
+	assert.EqualValues(t, -1, ps.tracker.CommitPoint(), "nothing committed")
 }

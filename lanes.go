@@ -43,8 +43,8 @@ func (ls *laneSet[T]) runBatches(ch <-chan inbound) {
 	defer ls.wg.Done()
 	cfg := &ls.proc.s.c.cfg
 	var batch []inbound
-	var msgs []Message[T] // reused by processBatch
-	var carry *inbound    // received, but over the byte cap of the batch before
+	var buf batchBuf[T] // reused by processBatch
+	var carry *inbound  // received, but over the byte cap of the batch before
 	stopped, closed := false, false
 	for !closed || carry != nil {
 		var first inbound
@@ -104,7 +104,7 @@ func (ls *laneSet[T]) runBatches(ch <-chan inbound) {
 			stopped = true
 			continue
 		}
-		if !ls.proc.processBatch(batch, &msgs) {
+		if !ls.proc.processBatch(batch, &buf) {
 			stopped = true
 		}
 		clear(batch)

@@ -49,10 +49,16 @@ type Observer interface {
 	// SendStarted.
 	SendFinished(ctx context.Context, topic string, partition int, offset int64, took time.Duration, err error)
 	// ProcessStarted is called before a consumed message enters the handler
-	// pipeline. The returned context is the parent of every handler's
-	// context (extract the trace context from msg.Headers here).
+	// pipeline (for a batch, for each of its messages before any handler).
+	// The returned context is the parent of every per-message handler's
+	// context for that message, and it is passed to the message's
+	// HandlerFinished and ProcessFinished calls (extract the trace context
+	// from msg.Headers here). A batch handler, called with many messages,
+	// gets the consumer's context instead.
 	ProcessStarted(ctx context.Context, msg MessageInfo) context.Context
-	// HandlerFinished reports one handler call.
+	// HandlerFinished reports one handler call on msg, in msg's
+	// ProcessStarted context; a batch handler's call is reported for each
+	// message it handled (or failed on), with the call's duration.
 	HandlerFinished(ctx context.Context, msg MessageInfo, handler string, attempt int, took time.Duration, err error)
 	// ProcessFinished reports how the pipeline finished with a message.
 	ProcessFinished(ctx context.Context, msg MessageInfo, outcome Outcome, took time.Duration, err error)

@@ -55,12 +55,15 @@ type failure struct {
 // be committed (handled, skipped, or safely moved to a retry or dead-letter
 // topic). It reports false when the consumer must stop or is stopping; the
 // message then stays uncommitted.
-func (p *processor[T]) process(m inbound) bool { return p.processWith(m, nil, nil) }
+func (p *processor[T]) process(m inbound) bool { return p.processWith(m, nil, nil, traces{}) }
 
 // processWith is process for a message on which the handlers named in done
 // already succeeded, and, when first is set, one handler already failed
-// its first attempt (both in a batch).
-func (p *processor[T]) processWith(m inbound, done []string, first *handlerRun) bool {
+// its first attempt (both in a batch). tr, when it holds a context, is the
+// message's process context, started with its batch (processBatch): the
+// message goes on with it instead of starting another, and its processing
+// counts from the batch's start.
+func (p *processor[T]) processWith(m inbound, done []string, first *handlerRun, tr traces) bool {
 	if p.tier > 0 && !p.waitDue(m) {
 		return false
 	}
@@ -72,8 +75,14 @@ func (p *processor[T]) processWith(m inbound, done []string, first *handlerRun) 
 	info := &MessageInfo{Topic: m.ps.topic, Partition: m.ps.id, Offset: m.rec.Offset, Key: m.rec.Key,
 		Headers: m.rec.Headers, Time: m.rec.Timestamp, TimestampType: TimestampType(m.rec.TimestampType),
 		Tombstone: m.rec.Value == nil, HighWaterMark: m.hwm, Group: p.s.c.group}
-	start := time.Now()
-	ctx := obs.ProcessStarted(p.hard, *info)
+	var ctx context.Context
+	start := tr.start
+	if tr.ctxs != nil {
+		ctx = tr.ctxs[0]
+	} else {
+		start = time.Now()
+		ctx = obs.ProcessStarted(p.hard, *info)
+	}
 	ok, outcome, err := p.run(ctx, m, info, done, first)
 	obs.ProcessFinished(ctx, *info, outcome, time.Since(start), err)
 	return ok

@@ -28,14 +28,21 @@
 // succeeded.
 //
 // A consumer with a batch handler ([mq.KafkaConsumer.RegisterBatchHandler])
-// is the exception: mq starts a message's process span only once every
-// handler has finished with the message's batch, and ends it at once. Its
-// handlers' contexts on a batch (the batch handler's, and its per-message
-// handlers' too) carry no span of the message, and the span has no handler
-// events or child spans. A message that leaves the batch (one that cannot
-// be decoded, one a handler failed on, or each message of a batch that
-// failed for good) and a message of a retry topic go through the
-// per-message pipeline, with the process span as above from then on.
+// starts the process span of each message of a batch when the batch is
+// handed over, before any handler. Its per-message handlers get the
+// message's process span in their context, and every handler call on a
+// message, the batch handler's included, is an event (or child span) of the
+// message's process span, with the duration of the call. The batch handler
+// itself, one call for many messages, each with a trace of its own, gets
+// the consumer's context, without a process span (except for a message
+// handed to it alone through the per-message pipeline: its retries on its
+// own, retry topics): to continue a message's trace there, extract it from
+// the message's headers. The span ends when the message is done: with its
+// batch, in the one-by-one processing of a message that leaves the batch
+// (one that cannot be decoded, one a handler failed on, or each message of
+// a batch that failed for good), which goes on in the same span, or with
+// mq.outcome "abandoned" when the consumer stops first. Messages of a retry
+// topic are processed one at a time, as above.
 //
 // Span attributes follow OpenTelemetry's messaging semantic conventions:
 // messaging.system ("kafka"), messaging.operation.name and .type,
