@@ -615,6 +615,43 @@ func TestNilKeysStickPerBatch(t *testing.T) {
 	assert.Equal(t, []int32{0, 1, 2, 0, 1, 2}, parts)
 }
 
+// A burst of nil-key records buffered faster than batches leave (while
+// metadata is fetched, or behind requests in flight) moves on once a
+// batch's worth went to the sticky partition, by records or by bytes, as
+// the Java client does: before, the sticky partition moved only when a
+// batch left, and a cold producer's first 10,000 records all went to
+// partition 0.
+func TestNilKeysMoveOnAfterAFullBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		records    int // BatchRecords
+		bytes      int // BatchBytes
+		value      int // value size
+		perPartRun int
+	}{
+		{"by records", 50, 1 << 20, 10, 50},
+		{"by bytes", 1000, 10 * (100 + recordOverhead), 100, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &Engine{cfg: Config{BatchRecords: tc.records, BatchBytes: tc.bytes}}
+			tp := &topic{name: "t", sticky: -1}
+			for i := range 3 {
+				tp.parts = append(tp.parts, &partition{t: tp, id: int32(i)})
+				tp.ids = append(tp.ids, i)
+			}
+			var got []int
+			for range 6 * tc.perPartRun {
+				r := &Record{Topic: "t", Value: make([]byte, tc.value)}
+				r.size = r.Size()
+				got = append(got, e.choose(tp, r))
+			}
+			for i, p := range got {
+				require.Equal(t, (i/tc.perPartRun)%3, p, "record %d", i)
+			}
+		})
+	}
+}
+
 // With idempotence a broker has several requests in flight on one
 // connection: a partition's next full batches do not wait for the previous
 // response once one succeeded, up to MaxInFlight.

@@ -287,7 +287,7 @@ func (s *sink) take(p *partition, now time.Time, room int, first bool) (*batch, 
 	p.batches = append(p.batches, b)
 	p.next = len(p.batches)
 	if t := p.t; t.sticky == int(p.id) {
-		t.sticky = t.nextSticky(int(p.id))
+		t.moveSticky()
 	}
 	return b, time.Time{}
 }

@@ -14,6 +14,9 @@ type topic struct {
 	ids     []int        // 0..len(parts)-1, for balancers
 	pending []*Record    // waiting for metadata (or for a partition not seen yet)
 	sticky  int          // the partition nil-key records go to; -1: none yet
+	// stickyRecords and stickyBytes count what went to sticky since it was
+	// chosen: a full batch's worth moves it on, sent or not.
+	stickyRecords, stickyBytes int
 
 	// err is the topic's last metadata error, for the records' errors.
 	err error
@@ -112,10 +115,22 @@ func (e *Engine) choose(t *topic, r *Record) int {
 	case r.Key != nil:
 		return javaPartitioner.Balance(kafka.Message{Topic: t.name, Key: r.Key}, t.ids...)
 	}
-	if t.sticky < 0 || t.sticky >= len(t.parts) || t.parts[t.sticky].leader < 0 {
-		t.sticky = t.nextSticky(t.sticky)
+	if t.sticky < 0 || t.sticky >= len(t.parts) || t.parts[t.sticky].leader < 0 ||
+		t.stickyRecords >= e.cfg.BatchRecords || t.stickyBytes+r.size > e.cfg.BatchBytes {
+		t.moveSticky()
 	}
+	t.stickyRecords++
+	t.stickyBytes += r.size
 	return t.sticky
+}
+
+// moveSticky moves nil-key records on to the next partition: when the
+// sticky partition's batch leaves, or once a batch's worth went to it (a
+// burst buffered faster than it is sent would otherwise all go to one
+// partition), as the Java client does since 3.3.
+func (t *topic) moveSticky() {
+	t.sticky = t.nextSticky(t.sticky)
+	t.stickyRecords, t.stickyBytes = 0, 0
 }
 
 // javaPartitioner hashes keys exactly like the Java client's default
@@ -124,8 +139,8 @@ var javaPartitioner = kafka.Murmur2Balancer{}
 
 // nextSticky returns the partition after after that has a leader (any
 // partition when none has), for nil-key records: they stick to one
-// partition until its batch leaves, then move on (KIP-794), so that they
-// form full batches; moving in order spreads them evenly.
+// partition until its batch leaves or is full, then move on (KIP-794), so
+// that they form full batches; moving in order spreads them evenly.
 func (t *topic) nextSticky(after int) int {
 	n := len(t.parts)
 	for i := 1; i <= n; i++ {
