@@ -219,9 +219,12 @@ func (p *Producer[T]) sendMessage(ctx context.Context, msg *Message[T]) (Result,
 
 // SendMessages sends several messages at once and, synchronously, waits for
 // all of them. Results has one entry per message. If some fail, the error is
-// a [*BatchError] whose Errors line up with msgs; the others were delivered.
-// An encoding error sends nothing. In asynchronous mode it returns once all
-// are buffered.
+// a [*BatchError] whose Errors line up with msgs; the others were delivered,
+// and a failed message's Result has Partition and Offset -1. In asynchronous
+// mode it returns once all are buffered, every Result with Partition and
+// Offset -1 (as [Producer.Send]), and the outcomes go to the delivery
+// handler. A message that cannot be encoded or is too large sends nothing:
+// the error names its index, and there are no results.
 func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]Result, error) {
 	if len(msgs) == 0 {
 		return nil, nil
@@ -247,7 +250,11 @@ func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]R
 				return nil, fmt.Errorf("message %d (and later ones) not sent: %w", i, err)
 			}
 		}
-		return nil, nil
+		results := make([]Result, len(recs))
+		for i, r := range recs {
+			results[i] = Result{Topic: r.rec.Topic, Partition: -1, Offset: -1}
+		}
+		return results, nil
 	}
 	w := newWaiter(int32(len(recs)))
 	for i, r := range recs {
@@ -277,6 +284,7 @@ func (p *Producer[T]) SendMessages(ctx context.Context, msgs ...Message[T]) ([]R
 				errs = make([]error, len(recs))
 			}
 			errs[i] = r.err
+			results[i] = Result{Topic: r.rec.Topic, Partition: -1, Offset: -1}
 			continue
 		}
 		results[i] = r.result()

@@ -302,9 +302,32 @@ func TestSendMessagesResults(t *testing.T) {
 	}
 	res, err := p.SendMessages(ctxT(t), msgs...)
 	require.NoError(t, err)
+	require.Len(t, res, len(msgs))
 	for i, r := range res {
 		assert.EqualValues(t, i, r.Offset)
 	}
+
+	// A failed message's entry says it was not written.
+	mp := newProducer(t, topic, mq.WithManualPartitioning(true))
+	res, err = mp.SendMessages(ctxT(t), mq.Message[ChatMessage]{Value: ChatMessage{ID: 10}},
+		mq.Message[ChatMessage]{Partition: 5, Value: ChatMessage{ID: 11}})
+	var berr *mq.BatchError
+	require.ErrorAs(t, err, &berr)
+	require.Len(t, res, 2)
+	assert.NoError(t, berr.Errors[0])
+	assert.Error(t, berr.Errors[1])
+	assert.Equal(t, mq.Result{Topic: topic, Partition: 0, Offset: 10, Time: res[0].Time}, res[0])
+	assert.Equal(t, mq.Result{Topic: topic, Partition: -1, Offset: -1}, res[1])
+
+	// Asynchronously, one entry per message too, as Send's.
+	ap := newProducer(t, topic, mq.WithAsync(true))
+	res, err = ap.SendMessages(ctxT(t), msgs[:3]...)
+	require.NoError(t, err)
+	require.Len(t, res, 3)
+	for _, r := range res {
+		assert.Equal(t, mq.Result{Topic: topic, Partition: -1, Offset: -1}, r)
+	}
+	require.NoError(t, ap.Flush(ctxT(t)))
 }
 
 // One producer writes to several topics: Message.Topic names the topic
