@@ -192,11 +192,12 @@ func (c *KafkaConsumer[T]) RegisterHandlerFunc(fn func(ctx context.Context, msg 
 // On cancellation or Close it stops fetching, lets in-flight handlers finish
 // (bounded by [WithShutdownTimeout]), commits what was processed, leaves the
 // group, and returns nil — or the last join error if it never managed to join
-// the group, or [ErrShutdownTimeout] if some handler did not
-// finish in time (its message stays uncommitted and will be delivered
-// again). When a handler exhausts its retries or a value
-// cannot be decoded, it does the same for the other partitions and returns a
-// [*HandlerError] or [*DecodeError].
+// the group, or [ErrShutdownTimeout] if some handler did not finish in
+// time, then or at an earlier rebalance that revoked its partition (its
+// message stayed uncommitted and is delivered again, here or to another
+// member; a warning is logged when it happens). When a handler exhausts its
+// retries or a value cannot be decoded, it does the same for the other
+// partitions and returns a [*HandlerError] or [*DecodeError].
 //
 // A consumed topic that does not exist makes Run wait for it (see
 // [KafkaConsumer.Ready]), or, with [WithMissingTopicsFatal], return an error

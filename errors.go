@@ -43,13 +43,16 @@ var (
 	ErrUndelivered = errors.New("mq: messages not delivered")
 
 	// ErrShutdownTimeout reports that in-flight work did not finish within the
-	// shutdown timeout; its offsets were not committed and the messages will
-	// be delivered again.
+	// shutdown timeout, at the consumer's stop or at an earlier rebalance
+	// that revoked its partition; its offsets were not committed and the
+	// messages will be delivered again. [KafkaConsumer.Run] returns it when
+	// it stops.
 	ErrShutdownTimeout = errors.New("mq: shutdown timeout")
 
 	// ErrTopicNotFound is wrapped by the error [KafkaConsumer.Run] returns
 	// when a topic it consumes does not exist and [WithMissingTopicsFatal]
-	// is set. The error also matches kafka.UnknownTopicOrPartition.
+	// is set, or when a retry or dead-letter topic of its recoverer does not
+	// exist (checked at start, whatever the option). The error also matches kafka.UnknownTopicOrPartition.
 	ErrTopicNotFound = errors.New("mq: topic not found")
 
 	// ErrNotAssigned is returned by [KafkaConsumer.Seek] and

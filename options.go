@@ -397,9 +397,10 @@ func WithManualPartitioning(enabled bool) ProducerOption {
 // WithBalancer sets how messages are assigned to partitions. The default
 // hashes keys with murmur2 exactly like the Java client's default
 // partitioner (so a key lands on the same partition whichever client wrote
-// it) and sends nil keys to one partition until its batch leaves, then to
-// the next one that has a leader (sticky partitioning, as the Java client
-// since 3.3, KIP-794, which forms full batches). kafka-go's balancers
+// it) and sends nil keys to one partition until its batch leaves or a
+// batch's worth ([WithBatchSize], [WithBatchBytes]) went to it, then to the
+// next one that has a leader (sticky partitioning, as the Java client since
+// 3.3, KIP-794, which forms full batches). kafka-go's balancers
 // (kafka.CRC32Balancer for librdkafka compatibility, &kafka.Hash{} for
 // Sarama's) can be passed here; they receive nil keys too. A nil balancer
 // restores the default. It is ignored with [WithManualPartitioning].

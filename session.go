@@ -384,8 +384,8 @@ func (s *session[T]) checkRecoveryTopics(ctx context.Context) error {
 	}
 	for _, t := range res.Topics {
 		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-			return fmt.Errorf("mq: %s recoverer: topic %q does not exist (consumers never create topics; create %v, e.g. with mq.CreateTopics and Recoverer.TopicSpecs): %w",
-				c.cfg.recoverer, t.Name, topics, t.Error)
+			return fmt.Errorf("mq: %s recoverer: topic %q does not exist (consumers never create topics; create %v, e.g. with mq.CreateTopics and Recoverer.TopicSpecs): %w (%w)",
+				c.cfg.recoverer, t.Name, topics, ErrTopicNotFound, t.Error)
 		}
 	}
 	return nil

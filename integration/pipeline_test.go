@@ -158,6 +158,7 @@ func TestDeadLetterTopicMissing(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no-such-dlt-"+topic)
 	assert.ErrorIs(t, err, kafka.UnknownTopicOrPartition)
+	assert.ErrorIs(t, err, mq.ErrTopicNotFound)
 }
 
 // Non-blocking retry topics: a failing message moves through the tiers, each
