@@ -101,12 +101,15 @@
 // Delivery is at-least-once. Messages that were processed but not yet
 // committed (at most one commit interval's worth per partition) are delivered
 // again after a crash or when a partition moves to another member; a graceful
-// shutdown commits everything processed, so it causes no redelivery. Producer
-// retries after a lost response can write a message twice. Make handlers
-// idempotent.
+// shutdown commits everything processed, so it causes no redelivery. The
+// producer is idempotent by default ([WithIdempotence]): its retries write
+// nothing twice; without idempotence, a retry after a lost response can
+// write a message twice. Make handlers idempotent.
 //
 // # Testing
 //
-// The mqtest module hands out a broker for tests and examples: an in-process
-// one by default, or the cluster named by KAFKA_BROKERS.
+// The mqtest module hands out a broker for your tests: an in-process one by
+// default, or the cluster named by KAFKA_BROKERS. The examples in this
+// package name localhost:9092 and are only compiled; the programs under
+// examples/ run on the in-process broker.
 package mq

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mqkit/mq/internal/wire"
@@ -1007,14 +1009,20 @@ func WithRedriveFilter(keep func(Message[[]byte]) bool) RedriveOption {
 }
 
 // WithRedriveHeader redrives only the messages whose header key has the given
-// value (for instance [HeaderFailedHandler] = "persist"). Repeated uses must
-// all match.
+// value. For the comma-separated lists [HeaderFailedHandler] and
+// [HeaderHandlersDone] it matches a list that names value: [HeaderFailedHandler]
+// = "persist" selects every message on which persist failed, alone or with
+// other handlers. Repeated uses must all match.
 func WithRedriveHeader(key, value string) RedriveOption {
+	list := key == HeaderFailedHandler || key == HeaderHandlersDone
 	return redriveOptionFunc(func(c *redriveConfig) {
 		prev := c.filter
 		c.filter = func(m Message[[]byte]) bool {
 			v, ok := m.Header(key)
-			return ok && string(v) == value && (prev == nil || prev(m))
+			if !ok || (string(v) != value && (!list || !slices.Contains(strings.Split(string(v), ","), value))) {
+				return false
+			}
+			return prev == nil || prev(m)
 		}
 	})
 }

@@ -5,7 +5,7 @@
 //	mq-offsets -group chat-service -topic chat-messages                  # committed, retained range, lag
 //	mq-offsets -group chat-service -topic chat-messages -to-earliest -dry-run
 //	mq-offsets -group chat-service -topic chat-messages -to-datetime 2026-12-01T10:00:00Z
-//	mq-offsets -group chat-service -topic chat-messages -to-offset 0=1200,3=0
+//	mq-offsets -group chat-service -topic chat-messages -to-offset 0=1200,2=0
 //	mq-offsets -group chat-service -topic chat-messages -to-latest -partitions 1,2 -force
 //
 // A reset refuses while the group has members (stop its consumers first);

@@ -6,13 +6,19 @@
 //	mq-redrive -dlt chat-messages.dlt -header mq-failed-handler=persist -group redrive-persist
 //	mq-redrive -dlt chat-messages.dlt -to chat-messages-replay -dry-run
 //
-// Brokers default to $KAFKA_BROKERS.
+// Brokers default to $KAFKA_BROKERS. A -header filter matches a header with
+// that value or, for the list headers mq-failed-handler and
+// mq-handlers-done, a list that names it.
+//
+// Exit status: 0 done (or counted, with -dry-run); 1 failed; 2 bad usage
+// (unknown flags or extra arguments included: nothing is read or written).
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -28,33 +34,51 @@ type headerFilters []string
 func (h *headerFilters) String() string     { return strings.Join(*h, ",") }
 func (h *headerFilters) Set(v string) error { *h = append(*h, v); return nil }
 
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
 func main() {
-	os.Exit(run())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run() int {
+// run parses args, does what they say and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mq-redrive", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var (
-		brokers = flag.String("brokers", os.Getenv("KAFKA_BROKERS"), "comma-separated broker addresses (default $KAFKA_BROKERS)")
-		dlt     = flag.String("dlt", "", "dead-letter topic to read (required)")
-		to      = flag.String("to", "", "send everything to this topic instead of each message's original topic")
-		group   = flag.String("group", "", "consumer group recording progress, so a rerun resumes (optional)")
-		dryRun  = flag.Bool("dry-run", false, "count what would be redriven, write nothing")
-		verbose = flag.Bool("v", false, "log progress")
+		brokers = fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "comma-separated broker addresses (default $KAFKA_BROKERS)")
+		dlt     = fs.String("dlt", "", "dead-letter topic to read (required)")
+		to      = fs.String("to", "", "send everything to this topic instead of each message's original topic")
+		group   = fs.String("group", "", "consumer group recording progress, so a rerun resumes (optional)")
+		dryRun  = fs.Bool("dry-run", false, "count what would be redriven, write nothing")
+		verbose = fs.Bool("v", false, "log progress")
 		headers headerFilters
 	)
-	flag.Var(&headers, "header", "only redrive messages with this header, as key=value (repeatable; all must match)")
-	flag.Parse()
+	fs.Var(&headers, "header", "only redrive messages with this header, as key=value (repeatable; all must match)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "mq-redrive: "+format+"\n", a...)
+		fs.Usage()
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected arguments %q", fs.Args())
+	}
 	if *brokers == "" || *dlt == "" {
-		fmt.Fprintln(os.Stderr, "mq-redrive: -brokers (or KAFKA_BROKERS) and -dlt are required")
-		flag.Usage()
-		return 2
+		return usage("-brokers (or KAFKA_BROKERS) and -dlt are required")
 	}
 	opts := []mq.RedriveOption{mq.WithRedriveTarget(*to), mq.WithRedriveGroup(*group), mq.WithRedriveDryRun(*dryRun)}
 	for _, h := range headers {
 		k, v, ok := strings.Cut(h, "=")
 		if !ok {
-			fmt.Fprintf(os.Stderr, "mq-redrive: -header %q: want key=value\n", h)
-			return 2
+			return usage("-header %q: want key=value", h)
 		}
 		opts = append(opts, mq.WithRedriveHeader(k, v))
 	}
@@ -62,10 +86,8 @@ func run() int {
 		l, _ := zap.NewDevelopment()
 		opts = append(opts, mq.WithLogger(l))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	stats, err := mq.Redrive(ctx, strings.Split(*brokers, ","), *dlt, opts...)
-	fmt.Printf("read=%d redriven=%d filtered=%d no_target=%d dry_run=%v\n",
+	fmt.Fprintf(stdout, "read=%d redriven=%d filtered=%d no_target=%d dry_run=%v\n",
 		stats.Read, stats.Redriven, stats.Filtered, stats.NoTarget, *dryRun)
 	topics := make([]string, 0, len(stats.ByTopic))
 	for t := range stats.ByTopic {
@@ -73,11 +95,11 @@ func run() int {
 	}
 	sort.Strings(topics)
 	for _, t := range topics {
-		fmt.Printf("  %s: %d\n", t, stats.ByTopic[t])
+		fmt.Fprintf(stdout, "  %s: %d\n", t, stats.ByTopic[t])
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "mq-redrive:", err)
-		return 1
+		fmt.Fprintln(stderr, "mq-redrive:", err)
+		return exitFailed
 	}
-	return 0
+	return exitOK
 }

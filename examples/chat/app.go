@@ -272,7 +272,7 @@ func Run(ctx context.Context, cfg Config, brokers []string, log *zap.Logger) (Su
 	if sum.BackupLines, sum.BackedUp, err = backup.Count(sctx); err != nil {
 		errs = append(errs, err)
 	}
-	offsets, err := mq.GroupOffsets(sctx, brokers, cfg.Group, cfg.Topic)
+	offsets, err := groupOffsets(sctx, brokers, cfg, !sum.Interrupted)
 	errs = append(errs, err)
 	for _, o := range offsets {
 		sum.Committed += max(o.Committed, 0)
@@ -280,6 +280,30 @@ func Run(ctx context.Context, cfg Config, brokers []string, log *zap.Logger) (Su
 	}
 	sum.Elapsed = time.Since(start)
 	return sum, errors.Join(append([]error{runErr}, errs...)...)
+}
+
+// groupOffsets reads the group's offsets on the topic. With wait, while
+// they trail the topic's end it reads them again for a few seconds: other
+// members of the group (other instances of this program) commit the
+// partitions they hold at their commit interval, after the messages are
+// stored.
+func groupOffsets(ctx context.Context, brokers []string, cfg Config, wait bool) ([]mq.GroupOffset, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		offsets, err := mq.GroupOffsets(ctx, brokers, cfg.Group, cfg.Topic)
+		behind := false
+		for _, o := range offsets {
+			behind = behind || max(o.Committed, 0) < o.End
+		}
+		if err != nil || !behind || !wait || time.Now().After(deadline) {
+			return offsets, err
+		}
+		select {
+		case <-ctx.Done():
+			return offsets, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitStored polls stored until it reports true, ctx ends, timeout passes or
