@@ -145,6 +145,54 @@ func TestMembershipHeartbeatsWhileDraining(t *testing.T) {
 	require.Len(t, append(slices.Clone(ga2.Assigned), gb.Assigned...), 2)
 }
 
+// TestMembershipRejoinOutlastsTheSessionTimeout: a member that rejoins
+// first waits in JoinGroup while the other drains for twice the session
+// timeout; it stays a member (kfake expired a waiting member that did not
+// heartbeat and never answered its JoinGroup) and its one join succeeds.
+func TestMembershipRejoinOutlastsTheSessionTimeout(t *testing.T) {
+	ctx := ctxT(t)
+	topic := cluster.NewTopic(t, 2)
+	gid := mqtest.UniqueName("membership-rejoin")
+	a := newMembership(t, gid, []string{topic}, "")
+	ga := recv(t, joinAsync(ctx, a, nil, group.NoGeneration))
+	b := newMembership(t, gid, []string{topic}, "")
+	chB := joinAsync(ctx, b, nil, group.NoGeneration)
+	<-ga.Done()
+	ga = recv(t, joinAsync(ctx, a, ga.Assigned, ga.ID))
+	gb := recv(t, chB)
+	require.Equal(t, ga.ID, gb.ID)
+
+	type joined struct {
+		gen *group.Generation
+		err error
+	}
+	done := make(chan joined, 1)
+	go func() { // a, the leader, rejoins first
+		g, err := a.Join(ctx, ga.Assigned, ga.ID)
+		done <- joined{g, err}
+	}()
+	select {
+	case <-gb.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("member b never saw the rebalance")
+	}
+	drainUntil := time.Now().Add(4 * time.Second) // 2x the session timeout
+	for time.Now().Before(drainUntil) {
+		time.Sleep(100 * time.Millisecond) // b's "handlers" draining
+	}
+	gb2 := recv(t, joinAsync(ctx, b, gb.Assigned, gb.ID))
+	var j joined
+	select {
+	case j = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a's rejoin did not complete within 30s")
+	}
+	require.NoError(t, j.err, "a's rejoin")
+	require.Equal(t, ga.MemberID, j.gen.MemberID, "a kept its member ID: never expelled")
+	require.Equal(t, j.gen.ID, gb2.ID)
+	require.Len(t, append(slices.Clone(j.gen.Assigned), gb2.Assigned...), 2)
+}
+
 // TestMembershipLeaveOnClose: a dynamic member leaves on Close, so the
 // other member rebalances at once and takes every partition.
 func TestMembershipLeaveOnClose(t *testing.T) {

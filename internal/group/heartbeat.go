@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mqkit/mq/internal/wire"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol/heartbeat"
 	"go.uber.org/zap"
@@ -14,9 +15,9 @@ import (
 // the member, not to a generation, so they go on while the owner drains
 // the partitions of an ended generation (the coordinator keeps a member of
 // a rebalancing group alive as long as it heartbeats, up to the rebalance
-// timeout). They pause while a JoinGroup or SyncGroup is in flight (the
-// coordinator does not expire a member it is waiting for) and after the
-// member was fenced (there is nothing to keep alive until it rejoins).
+// timeout). While a JoinGroup or SyncGroup is in flight they go to another
+// connection and change nothing (see keepAlive); after the member was
+// fenced they stop (there is nothing to keep alive until it rejoins).
 //
 // REBALANCE_IN_PROGRESS ends the generation with ErrRebalance and heartbeats
 // go on; UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION and FENCED_INSTANCE_ID end it
@@ -44,7 +45,13 @@ func (m *Membership) heartbeatLoop() {
 		m.mu.Lock()
 		gen, id, joining := m.gen, m.memberID, m.joining
 		m.mu.Unlock()
-		if joining || gen == nil || gen.Fenced() || id == "" {
+		if gen == nil || gen.Fenced() || id == "" {
+			continue
+		}
+		if joining {
+			if id == gen.MemberID {
+				m.keepAlive(ctx, gen.ID, id)
+			}
 			continue
 		}
 		if err := m.heartbeat(ctx, gen, id); err != nil && ctx.Err() == nil {
@@ -93,6 +100,34 @@ func (m *Membership) heartbeat(ctx context.Context, gen *Generation, id string) 
 		gen.end(fmt.Errorf("%w: %w", ErrFenced, err))
 	}
 	return err
+}
+
+// keepAlive heartbeats for a member whose JoinGroup or SyncGroup is in
+// flight, on the coordinator's control connection (the group connection
+// holds the JoinGroup, and Kafka answers a connection's requests in order),
+// and ignores the answer: the join's own answer tells what became of the
+// member. Kafka keeps a member it waits for alive and answers these
+// REBALANCE_IN_PROGRESS or ILLEGAL_GENERATION; kfake expires it once the
+// session timeout passed since its last heartbeat and never answers its
+// JoinGroup, so without them a member that rejoined first, while the group
+// waited for a slower one, was dropped and its join hung until its timeout.
+func (m *Membership) keepAlive(ctx context.Context, genID int32, id string) {
+	ctx, cancel := context.WithTimeout(ctx, min(m.cfg.SessionTimeout, m.cfg.RequestTimeout))
+	defer cancel()
+	addr, err := m.coordinator(ctx)
+	if err != nil {
+		return
+	}
+	conn, err := m.cfg.Network.Conn(ctx, addr, wire.PurposeControl)
+	if err != nil {
+		return
+	}
+	req := &heartbeat.Request{GroupID: m.cfg.Group, GenerationID: genID, MemberID: id, GroupInstanceID: m.cfg.InstanceID}
+	p, err := conn.SendMax(ctx, req, heartbeatVersion, true)
+	if err != nil {
+		return
+	}
+	_, _ = p.Wait(ctx)
 }
 
 // watch ends gen when a topic's partition count differs from the one the

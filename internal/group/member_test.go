@@ -305,6 +305,51 @@ func TestMembershipLeaveAfterCancelledJoin(t *testing.T) {
 	}
 }
 
+// While a rejoin is held by the coordinator, heartbeats go on beside it (on
+// another connection: the group connection holds the JoinGroup), for
+// coordinators that expire a waiting member (kfake), and do not end the
+// generation the join returns.
+func TestMembershipHeartbeatsWhileItsJoinIsHeld(t *testing.T) {
+	f := newFakeGroup(t)
+	m := f.member(t, "")
+	gen, err := m.Join(context.Background(), nil, NoGeneration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "heartbeats", func() bool { return f.hbCount.Load() > 2 })
+	hold := make(chan struct{})
+	f.mu.Lock()
+	f.holdJoin = hold
+	f.hbCode = 27 // REBALANCE_IN_PROGRESS, as Kafka answers a member it waits for
+	f.mu.Unlock()
+	type joined struct {
+		gen *Generation
+		err error
+	}
+	done := make(chan joined, 1)
+	go func() {
+		g, err := m.Join(context.Background(), gen.Assigned, gen.ID)
+		done <- joined{g, err}
+	}()
+	eventually(t, "a held rejoin", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.joins) == 3 })
+	at := f.hbCount.Load()
+	eventually(t, "heartbeats while the rejoin is held", func() bool { return f.hbCount.Load() > at+3 })
+	select {
+	case j := <-done:
+		t.Fatalf("the rejoin ended while held (%v): the heartbeats counted came after it", j.err)
+	default:
+	}
+	f.setHeartbeat(0)
+	close(hold)
+	j := <-done
+	if j.err != nil {
+		t.Fatal(j.err)
+	}
+	if j.gen.Err() != nil || m.MemberID() != "m-1" {
+		t.Fatalf("after the held rejoin: generation ended with %v, member %q", j.gen.Err(), m.MemberID())
+	}
+}
+
 // kafka-go's subscription (version 1 without owned partitions) is read by a
 // leader as its version-0 fields; an eager member without a rack sends
 // version 0, which kafka-go's leader reads.

@@ -493,7 +493,7 @@ func runRebalanceStorm(s *sc) {
 		}
 	}
 	s.require(fromLive-fromLiveLanes == 0, "%d redeliveries of messages first handled by a process that was not killed (a revocation or graceful stop did not commit what it had handled)", fromLive-fromLiveLanes)
-	s.require(fromLiveLanes == 0, "%d redeliveries after a revocation or graceful stop of a process using WithLanes(4): lanes.go drops the messages still queued in its lanes at a stop, so messages other lanes completed past the first dropped one are not committed and come again (README: a rebalance or graceful stop causes no redelivery)", fromLiveLanes)
+	s.require(fromLiveLanes == 0, "%d redeliveries of messages first handled by a process using WithLanes(4) that was not killed (a revocation or graceful stop did not commit what its lanes had handled; README: a rebalance or graceful stop causes no redelivery)", fromLiveLanes)
 	rebalances := int64(0)
 	for _, cs := range c.consSums {
 		rebalances += cs.Stats.Rebalances
