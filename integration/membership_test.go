@@ -63,6 +63,22 @@ func recv(t *testing.T, ch <-chan *group.Generation) *group.Generation {
 	return nil
 }
 
+// drainAfterRebalance waits for gen to end in a rebalance, then for twice
+// the session timeout: the member's "handlers" draining while its
+// heartbeats go on.
+func drainAfterRebalance(t *testing.T, gen *group.Generation, member string) {
+	t.Helper()
+	select {
+	case <-gen.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("member %s never saw the rebalance", member)
+	}
+	drainUntil := time.Now().Add(4 * time.Second)
+	for time.Now().Before(drainUntil) {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestMembershipJoinShareCommit: two members of one group (range) split a
 // topic's partitions; each commits through its generation and the offsets
 // read back.
@@ -124,15 +140,7 @@ func TestMembershipHeartbeatsWhileDraining(t *testing.T) {
 
 	b := newMembership(t, gid, []string{topic}, "")
 	chB := joinAsync(ctx, b, nil, group.NoGeneration)
-	select {
-	case <-ga.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("member a never saw the rebalance")
-	}
-	drainUntil := time.Now().Add(4 * time.Second) // 2x the session timeout
-	for time.Now().Before(drainUntil) {
-		time.Sleep(100 * time.Millisecond) // the "handlers" draining
-	}
+	drainAfterRebalance(t, ga, "a")
 	offs := map[group.TopicPartition]int64{}
 	for _, tp := range ga.Assigned {
 		offs[tp] = 7
@@ -171,15 +179,7 @@ func TestMembershipRejoinOutlastsTheSessionTimeout(t *testing.T) {
 		g, err := a.Join(ctx, ga.Assigned, ga.ID)
 		done <- joined{g, err}
 	}()
-	select {
-	case <-gb.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("member b never saw the rebalance")
-	}
-	drainUntil := time.Now().Add(4 * time.Second) // 2x the session timeout
-	for time.Now().Before(drainUntil) {
-		time.Sleep(100 * time.Millisecond) // b's "handlers" draining
-	}
+	drainAfterRebalance(t, gb, "b")
 	gb2 := recv(t, joinAsync(ctx, b, gb.Assigned, gb.ID))
 	var j joined
 	select {
