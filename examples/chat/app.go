@@ -50,6 +50,22 @@ func DefaultConfig() Config {
 	}
 }
 
+// Validate reports settings Run cannot work with: a negative N, fewer than
+// one conversation or partition, or no time to wait without Follow.
+func (c Config) Validate() error {
+	switch {
+	case c.N < 0:
+		return fmt.Errorf("bad config: n=%d: want 0 or more messages", c.N)
+	case c.Conversations < 1:
+		return fmt.Errorf("bad config: conversations=%d: want 1 or more", c.Conversations)
+	case c.Partitions < 1:
+		return fmt.Errorf("bad config: partitions=%d: want 1 or more", c.Partitions)
+	case !c.Follow && c.Timeout <= 0:
+		return fmt.Errorf("bad config: timeout=%v: want a positive wait (or follow)", c.Timeout)
+	}
+	return nil
+}
+
 // Summary is what a run did. Persisted and BackedUp count this run's
 // messages only (by ID prefix), so a reused data directory does not skew them.
 type Summary struct {
@@ -113,8 +129,8 @@ func (s Summary) Problems() []string {
 func Run(ctx context.Context, cfg Config, brokers []string, log *zap.Logger) (Summary, error) {
 	start := time.Now()
 	var sum Summary
-	if cfg.N < 0 || cfg.Conversations < 1 || cfg.Partitions < 1 {
-		return sum, fmt.Errorf("bad config: n=%d conversations=%d partitions=%d", cfg.N, cfg.Conversations, cfg.Partitions)
+	if err := cfg.Validate(); err != nil {
+		return sum, err
 	}
 	if cfg.RunID == "" {
 		cfg.RunID = fmt.Sprintf("%x", time.Now().UnixNano())

@@ -12,7 +12,7 @@
 //	go run ./examples/chat -s3-endpoint http://127.0.0.1:8333 -s3-bucket chat -s3-anonymous
 //
 // It prints a summary and exits with status 1 when a message was lost or the
-// consumer failed. Several instances may run at once as members of the group;
+// consumer failed, 2 on bad flags (before anything starts). Several instances may run at once as members of the group;
 // give them the same -data directory, since each checks its messages in the
 // shared outputs.
 package main
@@ -51,8 +51,16 @@ func run() int {
 	flag.BoolVar(&cfg.S3.Anonymous, "s3-anonymous", os.Getenv("MQ_CHAT_S3_ANONYMOUS") == "1", "unsigned S3 requests, for a local SeaweedFS (default: $MQ_CHAT_S3_ANONYMOUS=1; else AWS credentials)")
 	verbose := flag.Bool("v", false, "log at debug level")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "chat: unexpected arguments %q (flags go before them)\n", flag.Args())
+		return 2
+	}
 	if cfg.S3.Bucket == "" && cfg.S3.Endpoint != "" {
 		fmt.Fprintln(os.Stderr, "chat: -s3-endpoint needs -s3-bucket")
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "chat:", err)
 		return 2
 	}
 

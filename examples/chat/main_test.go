@@ -314,3 +314,27 @@ func TestRunServesMetricsAndHealth(t *testing.T) {
 	code, _ = get("/readyz")
 	assert.Zero(t, code, "the server is shut down with Run")
 }
+
+// Validate refuses what Run cannot work with, and Run refuses it too.
+func TestConfigValidate(t *testing.T) {
+	ok := DefaultConfig()
+	require.NoError(t, ok.Validate())
+	follow := ok
+	follow.Follow, follow.Timeout = true, 0
+	require.NoError(t, follow.Validate(), "-follow needs no timeout")
+	for name, edit := range map[string]func(*Config){
+		"negative n":       func(c *Config) { c.N = -5 },
+		"no conversations": func(c *Config) { c.Conversations = 0 },
+		"no partitions":    func(c *Config) { c.Partitions = 0 },
+		"no timeout":       func(c *Config) { c.Timeout = 0 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			edit(&cfg)
+			require.ErrorContains(t, cfg.Validate(), "bad config")
+			cfg.DataDir = t.TempDir()
+			_, err := Run(t.Context(), cfg, nil, zap.NewNop())
+			require.ErrorContains(t, err, "bad config")
+		})
+	}
+}
