@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mq-offsets", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		brokers    = fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "comma-separated broker addresses (default $KAFKA_BROKERS)")
+		brokers    = fs.String("brokers", "", "comma-separated broker addresses (default $KAFKA_BROKERS)")
 		group      = fs.String("group", "", "consumer group (required)")
 		topic      = fs.String("topic", "", "topic (required)")
 		earliest   = fs.Bool("to-earliest", false, "reset to the oldest retained record")
@@ -76,6 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		return usage("unexpected arguments %q", fs.Args())
+	}
+	if *brokers == "" { // not the flag's default: -h would print it twice
+		*brokers = os.Getenv("KAFKA_BROKERS")
 	}
 	if *brokers == "" || *group == "" || *topic == "" {
 		return usage("-brokers (or KAFKA_BROKERS), -group and -topic are required")

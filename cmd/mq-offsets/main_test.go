@@ -28,7 +28,9 @@ func TestUsageErrors(t *testing.T) {
 		"force no reset":       {append(base, "-force"), "need a reset"},
 		"stray argument":       {append(base, "-to-latest", "now"), "unexpected arguments"},
 		"unknown flag":         {append(base, "-to-yesterday"), "flag provided but not defined"},
+		"help":                 {[]string{"-h"}, "(default $KAFKA_BROKERS)\n"}, // and not a second default
 	} {
+		t.Setenv("KAFKA_BROKERS", "127.0.0.1:2")
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), tc.args, &out, &errOut)
 		if code != exitUsage {

@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mq-redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		brokers = fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "comma-separated broker addresses (default $KAFKA_BROKERS)")
+		brokers = fs.String("brokers", "", "comma-separated broker addresses (default $KAFKA_BROKERS)")
 		dlt     = fs.String("dlt", "", "dead-letter topic to read (required)")
 		to      = fs.String("to", "", "send everything to this topic instead of each message's original topic")
 		group   = fs.String("group", "", "consumer group recording progress, so a rerun resumes (optional)")
@@ -70,6 +70,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		return usage("unexpected arguments %q", fs.Args())
+	}
+	if *brokers == "" { // not the flag's default: -h would print it twice
+		*brokers = os.Getenv("KAFKA_BROKERS")
 	}
 	if *brokers == "" || *dlt == "" {
 		return usage("-brokers (or KAFKA_BROKERS) and -dlt are required")

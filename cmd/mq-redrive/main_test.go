@@ -23,10 +23,12 @@ func TestUsageErrors(t *testing.T) {
 		{"help", []string{"-h"}, "Usage of mq-redrive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KAFKA_BROKERS", "127.0.0.1:2")
 			var stdout, stderr bytes.Buffer
 			assert.Equal(t, exitUsage, run(context.Background(), tc.args, &stdout, &stderr))
 			assert.Contains(t, stderr.String(), tc.want)
 			assert.Empty(t, stdout.String(), "nothing done")
+			assert.NotContains(t, stderr.String(), `(default "127.0.0.1:2")`, "the environment's default said once")
 		})
 	}
 }

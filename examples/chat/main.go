@@ -45,12 +45,13 @@ func run() int {
 	flag.BoolVar(&cfg.Follow, "follow", false, "keep consuming until SIGINT/SIGTERM instead of stopping once everything sent is stored")
 	flag.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "without -follow: how long to wait for the sent messages to be stored")
 	flag.StringVar(&cfg.HTTPAddr, "http", "", "serve Prometheus /metrics and /readyz, /livez, /healthz on this address (e.g. 127.0.0.1:8080)")
-	flag.StringVar(&cfg.S3.Endpoint, "s3-endpoint", os.Getenv("MQ_CHAT_S3_ENDPOINT"), "back up to this S3 endpoint, e.g. http://127.0.0.1:8333 (default $MQ_CHAT_S3_ENDPOINT; empty with -s3-bucket: AWS S3)")
-	flag.StringVar(&cfg.S3.Bucket, "s3-bucket", os.Getenv("MQ_CHAT_S3_BUCKET"), "back up to this S3 bucket instead of "+backupFile+" (default $MQ_CHAT_S3_BUCKET)")
-	flag.StringVar(&cfg.S3.Prefix, "s3-prefix", envOr("MQ_CHAT_S3_PREFIX", "chat"), "key prefix of the backup objects (default $MQ_CHAT_S3_PREFIX or chat)")
-	flag.BoolVar(&cfg.S3.Anonymous, "s3-anonymous", os.Getenv("MQ_CHAT_S3_ANONYMOUS") == "1", "unsigned S3 requests, for a local SeaweedFS (default: $MQ_CHAT_S3_ANONYMOUS=1; else AWS credentials)")
+	flag.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "back up to this S3 endpoint, e.g. http://127.0.0.1:8333 (default $MQ_CHAT_S3_ENDPOINT; empty with -s3-bucket: AWS S3)")
+	flag.StringVar(&cfg.S3.Bucket, "s3-bucket", "", "back up to this S3 bucket instead of "+backupFile+" (default $MQ_CHAT_S3_BUCKET)")
+	flag.StringVar(&cfg.S3.Prefix, "s3-prefix", "", "key prefix of the backup objects (default $MQ_CHAT_S3_PREFIX or chat)")
+	flag.BoolVar(&cfg.S3.Anonymous, "s3-anonymous", false, "unsigned S3 requests, for a local SeaweedFS (default: $MQ_CHAT_S3_ANONYMOUS=1; else AWS credentials)")
 	verbose := flag.Bool("v", false, "log at debug level")
 	flag.Parse()
+	s3FromEnv(&cfg.S3, flag.CommandLine)
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "chat: unexpected arguments %q (flags go before them)\n", flag.Args())
 		return 2
@@ -113,12 +114,27 @@ func run() int {
 	return code
 }
 
-// envOr returns the environment variable name, or def when it is empty.
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// s3FromEnv fills the S3 settings whose flags fs was not given from the
+// environment (MQ_CHAT_S3_*), the prefix defaulting to "chat". They are not
+// the flags' defaults, which -h would print a second time.
+func s3FromEnv(c *S3Config, fs *flag.FlagSet) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["s3-endpoint"] {
+		c.Endpoint = os.Getenv("MQ_CHAT_S3_ENDPOINT")
 	}
-	return def
+	if !set["s3-bucket"] {
+		c.Bucket = os.Getenv("MQ_CHAT_S3_BUCKET")
+	}
+	if !set["s3-prefix"] {
+		c.Prefix = os.Getenv("MQ_CHAT_S3_PREFIX")
+		if c.Prefix == "" {
+			c.Prefix = "chat"
+		}
+	}
+	if !set["s3-anonymous"] {
+		c.Anonymous = os.Getenv("MQ_CHAT_S3_ANONYMOUS") == "1"
+	}
 }
 
 // newLogger returns a compact console logger at info level (debug with -v).

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"github.com/stretchr/testify/assert"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/mqkit/mq"
 	"github.com/mqkit/mq/mqtest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -337,4 +338,22 @@ func TestConfigValidate(t *testing.T) {
 			require.ErrorContains(t, err, "bad config")
 		})
 	}
+}
+
+// The S3 settings come from MQ_CHAT_S3_* unless their flags were given
+// (explicitly false or empty too); the prefix defaults to "chat".
+func TestS3FromEnv(t *testing.T) {
+	t.Setenv("MQ_CHAT_S3_ENDPOINT", "http://127.0.0.1:3")
+	t.Setenv("MQ_CHAT_S3_BUCKET", "env-bucket")
+	t.Setenv("MQ_CHAT_S3_PREFIX", "")
+	t.Setenv("MQ_CHAT_S3_ANONYMOUS", "1")
+	var c S3Config
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.StringVar(&c.Endpoint, "s3-endpoint", "", "")
+	fs.StringVar(&c.Bucket, "s3-bucket", "", "")
+	fs.StringVar(&c.Prefix, "s3-prefix", "", "")
+	fs.BoolVar(&c.Anonymous, "s3-anonymous", false, "")
+	require.NoError(t, fs.Parse([]string{"-s3-bucket", "flag-bucket", "-s3-anonymous=false"}))
+	s3FromEnv(&c, fs)
+	require.Equal(t, S3Config{Endpoint: "http://127.0.0.1:3", Bucket: "flag-bucket", Prefix: "chat"}, c)
 }

@@ -35,8 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mq-s3-restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		brokers     = fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "comma-separated broker addresses (default $KAFKA_BROKERS)")
-		endpoint    = fs.String("endpoint", os.Getenv("MQ_S3_ENDPOINT"), "S3 endpoint URL, e.g. http://127.0.0.1:8333 (default $MQ_S3_ENDPOINT; empty: AWS S3)")
+		brokers     = fs.String("brokers", "", "comma-separated broker addresses (default $KAFKA_BROKERS)")
+		endpoint    = fs.String("endpoint", "", "S3 endpoint URL, e.g. http://127.0.0.1:8333 (default $MQ_S3_ENDPOINT; empty: AWS S3)")
 		region      = fs.String("region", "", "S3 region (default: the AWS configuration's, else us-east-1)")
 		anonymous   = fs.Bool("anonymous", false, "send unsigned S3 requests (a local SeaweedFS)")
 		bucket      = fs.String("bucket", "", "bucket holding the backup (required)")
@@ -50,6 +50,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	// Not the flags' defaults: -h would print them twice.
+	if *brokers == "" {
+		*brokers = os.Getenv("KAFKA_BROKERS")
+	}
+	if *endpoint == "" {
+		*endpoint = os.Getenv("MQ_S3_ENDPOINT")
 	}
 	if *bucket == "" || (!*dryRun && *brokers == "") || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "mq-s3-restore: -bucket and (unless -dry-run) -brokers or KAFKA_BROKERS are required")

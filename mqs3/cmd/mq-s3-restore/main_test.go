@@ -27,6 +27,14 @@ func TestUsage(t *testing.T) {
 		t.Setenv("KAFKA_BROKERS", "")
 		require.Equal(t, 2, run(args, &out, &errOut), "%v", args)
 	}
+	// -h names the environment variables once, not their values again.
+	t.Setenv("KAFKA_BROKERS", "127.0.0.1:2")
+	t.Setenv("MQ_S3_ENDPOINT", "http://127.0.0.1:3")
+	var out, errOut bytes.Buffer
+	require.Equal(t, 2, run([]string{"-h"}, &out, &errOut))
+	require.Contains(t, errOut.String(), "(default $KAFKA_BROKERS)\n")
+	require.NotContains(t, errOut.String(), `(default "http`)
+	require.NotContains(t, errOut.String(), `(default "127`)
 }
 
 func TestDryRunPrintsThePlan(t *testing.T) {
