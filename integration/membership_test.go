@@ -63,16 +63,22 @@ func recv(t *testing.T, ch <-chan *group.Generation) *group.Generation {
 	return nil
 }
 
-// drainAfterRebalance waits for gen to end in a rebalance, then for twice
-// the session timeout: the member's "handlers" draining while its
-// heartbeats go on.
-func drainAfterRebalance(t *testing.T, gen *group.Generation, member string) {
+// awaitRebalance waits for gen to end.
+func awaitRebalance(t *testing.T, gen *group.Generation, member string) {
 	t.Helper()
 	select {
 	case <-gen.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatalf("member %s never saw the rebalance", member)
 	}
+}
+
+// drainAfterRebalance waits for gen to end in a rebalance, then for twice
+// the session timeout: the member's "handlers" draining while its
+// heartbeats go on.
+func drainAfterRebalance(t *testing.T, gen *group.Generation, member string) {
+	t.Helper()
+	awaitRebalance(t, gen, member)
 	drainUntil := time.Now().Add(4 * time.Second)
 	for time.Now().Before(drainUntil) {
 		time.Sleep(100 * time.Millisecond)
@@ -165,7 +171,7 @@ func TestMembershipRejoinOutlastsTheSessionTimeout(t *testing.T) {
 	ga := recv(t, joinAsync(ctx, a, nil, group.NoGeneration))
 	b := newMembership(t, gid, []string{topic}, "")
 	chB := joinAsync(ctx, b, nil, group.NoGeneration)
-	<-ga.Done()
+	awaitRebalance(t, ga, "a")
 	ga = recv(t, joinAsync(ctx, a, ga.Assigned, ga.ID))
 	gb := recv(t, chB)
 	require.Equal(t, ga.ID, gb.ID)

@@ -12,9 +12,9 @@
 //	go run ./examples/chat -s3-endpoint http://127.0.0.1:8333 -s3-bucket chat -s3-anonymous
 //
 // It prints a summary and exits with status 1 when a message was lost or the
-// consumer failed, 2 on bad flags (before anything starts). Several instances may run at once as members of the group;
-// give them the same -data directory, since each checks its messages in the
-// shared outputs.
+// consumer failed, 2 on bad flags (before anything starts). Several
+// instances may run at once as members of the group; give them the same
+// -data directory, since each checks its messages in the shared outputs.
 package main
 
 import (
